@@ -1,0 +1,90 @@
+"""``dlc.build``: Schedule or PrimFunc -> native code loaded as a runtime Module."""
+
+from __future__ import annotations
+
+import json
+
+from dlc import __version__
+from dlc.errors import DlcError, TargetError
+from dlc.target import Target
+from dlc.tir import stmt as s
+from dlc.tir.lower import lower, run_passes
+from dlc.tir.passes.flatten_buffers import flatten_buffers
+from dlc.tir.passes.simplify import simplify_func
+from dlc.tir.passes.unroll_loops import unroll_loops
+from dlc.tir.passes.vectorize_loops import vectorize_loops
+
+#: Passes between the readable loop IR and LLVM code generation.
+CODEGEN_PREP = [unroll_loops, simplify_func, flatten_buffers, vectorize_loops, simplify_func]
+
+
+def _output_params(func: s.PrimFunc) -> set:
+    from dlc.tir.functor import walk
+
+    written = set()
+    walk(func.body, lambda x: written.add(id(x.buffer)) if isinstance(x, s.BufferStore) else None)
+    return written
+
+
+def prepare(func: s.PrimFunc) -> s.PrimFunc:
+    return run_passes(func, CODEGEN_PREP, stage="codegen")
+
+
+def build(target_obj, target=None, name: str | None = None):
+    """Compile a Schedule (or lowered PrimFunc, or a list of them) for ``target``.
+
+    Returns a :class:`dlc.runtime.Module`; call it with NumPy arrays.
+    """
+    from dlc.tir.schedule import Schedule
+
+    target = Target.parse(target)
+    if target.kind != "llvm":
+        raise TargetError(f"target {target.kind!r} is not available in this build of dlc; "
+                          "use 'llvm'")
+    items = target_obj if isinstance(target_obj, (list, tuple)) else [target_obj]
+    funcs = []
+    for item in items:
+        if isinstance(item, Schedule):
+            funcs.append(lower(item, name))
+        elif isinstance(item, s.PrimFunc):
+            funcs.append(item)
+        else:
+            raise DlcError(f"build takes a Schedule or a PrimFunc, got {type(item).__name__}")
+    names = [f.name for f in funcs]
+    if len(set(names)) != len(names):
+        raise DlcError(f"functions in one build need distinct names, got {names}")
+    return build_funcs(funcs, target)
+
+
+def build_funcs(funcs: list, target: Target):
+    from dlc.codegen.llvm import machine
+    from dlc.codegen.llvm.codegen import ModuleBuilder
+    from dlc.runtime.module import METADATA_FORMAT, Module
+
+    cpu, features = target.mcpu, target.mattr
+    mb = ModuleBuilder()
+    specs = []
+    readable = []
+    for func in funcs:
+        readable.append(str(func))
+        written = _output_params(func)
+        prepped = prepare(func)
+        symbol = "dlc_" + "".join(c if c.isalnum() else "_" for c in func.name)
+        mb.add_primfunc(prepped, symbol)
+        params = [{"name": b.name, "shape": list(b.shape), "dtype": b.dtype,
+                   "output": id(b) in written} for b in func.params]
+        specs.append({"name": func.name, "symbol": symbol, "params": params})
+    metadata = {"format": METADATA_FORMAT, "dlc_version": __version__, "target": str(target),
+                "cpu": cpu, "features": features, "functions": specs,
+                "num_threads": target.num_threads}
+    mb.add_runtime_api(json.dumps(metadata))
+    tm = machine.target_machine(cpu, features, target.opt_level)
+    mod = machine.optimize(str(mb), tm, target.opt_level)
+    obj = machine.emit_object(mod, tm)
+    libs = [machine.libm_path()]
+    if "GOMP_parallel" in str(mb):
+        libs.insert(0, machine.libgomp_path())
+    library = machine.link_shared([obj], libs)
+    sources = {"ll": str(mod), "asm": lambda: machine.emit_assembly(mod, tm),
+               "tir": "\n\n".join(readable)}
+    return Module(library, metadata, sources)

@@ -1,0 +1,1 @@
+"""LLVM code generation with llvmlite: target machines, linking, the math library."""

@@ -1,0 +1,94 @@
+"""Scalar data types, spelled as NumPy names ("float32", "int64", "bool")."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dlc.errors import DlcTypeError
+
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+SIGNED_DTYPES = ("int8", "int16", "int32", "int64")
+UNSIGNED_DTYPES = ("uint8", "uint16", "uint32", "uint64")
+ALL_DTYPES = FLOAT_DTYPES + SIGNED_DTYPES + UNSIGNED_DTYPES + ("bool",)
+
+_BITS = {
+    "bool": 8, "int8": 8, "uint8": 8, "int16": 16, "uint16": 16, "float16": 16, "bfloat16": 16,
+    "int32": 32, "uint32": 32, "float32": 32, "int64": 64, "uint64": 64, "float64": 64,
+}
+
+#: The dtype of loop variables and tensor indices.
+INDEX_DTYPE = "int64"
+
+
+def canonical(dtype) -> str:
+    """Return the canonical name of a dtype given as a string, NumPy dtype or type."""
+    if isinstance(dtype, str) and dtype in _BITS:
+        return dtype
+    if isinstance(dtype, str) and dtype == "bfloat16":
+        return dtype
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        raise DlcTypeError(f"unknown dtype {dtype!r}; expected one of "
+                           f"{', '.join(ALL_DTYPES)}") from None
+    if name not in _BITS:
+        raise DlcTypeError(f"unsupported dtype {name!r}; expected one of "
+                           f"{', '.join(ALL_DTYPES)}")
+    return name
+
+
+def bits(dtype: str) -> int:
+    """Storage size of one element in bits (bool is stored in 8)."""
+    return _BITS[dtype]
+
+
+def itemsize(dtype: str) -> int:
+    """Storage size of one element in bytes."""
+    return _BITS[dtype] // 8
+
+
+def is_float(dtype: str) -> bool:
+    return dtype in FLOAT_DTYPES
+
+
+def is_signed_int(dtype: str) -> bool:
+    return dtype in SIGNED_DTYPES
+
+
+def is_unsigned_int(dtype: str) -> bool:
+    return dtype in UNSIGNED_DTYPES
+
+
+def is_int(dtype: str) -> bool:
+    return dtype in SIGNED_DTYPES or dtype in UNSIGNED_DTYPES
+
+
+def is_bool(dtype: str) -> bool:
+    return dtype == "bool"
+
+
+def to_numpy(dtype: str) -> np.dtype:
+    """The NumPy dtype that stores values of this dtype."""
+    if dtype == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(dtype)
+
+
+def min_value(dtype: str):
+    """Smallest value of a dtype (-inf for floats)."""
+    if is_float(dtype):
+        return -float("inf")
+    if dtype == "bool":
+        return False
+    return int(np.iinfo(dtype).min)
+
+
+def max_value(dtype: str):
+    """Largest value of a dtype (+inf for floats)."""
+    if is_float(dtype):
+        return float("inf")
+    if dtype == "bool":
+        return True
+    return int(np.iinfo(dtype).max)

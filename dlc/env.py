@@ -1,0 +1,36 @@
+"""The one place that reads DLC_* environment variables (docs/reference/environment.md)."""
+
+from __future__ import annotations
+
+import os
+
+from dlc.errors import DlcError
+
+
+def num_threads() -> int | None:
+    """DLC_NUM_THREADS: threads for parallel loops; None means one per core."""
+    raw = os.environ.get("DLC_NUM_THREADS")
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise DlcError(f"DLC_NUM_THREADS={raw!r} is not an integer") from None
+    if value < 1:
+        raise DlcError(f"DLC_NUM_THREADS={raw!r} must be at least 1")
+    return value
+
+
+def dump_ir_dir() -> str | None:
+    """DLC_DUMP_IR: a directory that receives the IR after every pass."""
+    return os.environ.get("DLC_DUMP_IR") or None
+
+
+def cache_dir() -> str | None:
+    """DLC_CACHE_DIR: where compiled kernels are cached; "off" disables the cache."""
+    return os.environ.get("DLC_CACHE_DIR") or None
+
+
+def linker() -> str | None:
+    """DLC_LINKER: the program that links object code into shared libraries."""
+    return os.environ.get("DLC_LINKER") or None

@@ -1,0 +1,264 @@
+"""Structural keys, linear forms and integer bounds of expressions."""
+
+from __future__ import annotations
+
+from dlc import dtypes
+from dlc.expr import nodes as n
+
+
+def structural_key(e):
+    """A hashable key equal for structurally identical expressions (Vars by identity)."""
+    if isinstance(e, n.Const):
+        return ("C", e.value, e.dtype)
+    if isinstance(e, n.Var):
+        return ("V", id(e))
+    if isinstance(e, n.BufferLoad):
+        pred = structural_key(e.predicate) if e.predicate is not None else None
+        return ("L", id(e.buffer), tuple(structural_key(i) for i in e.indices), pred)
+    if isinstance(e, n.TensorRead):
+        return ("T", id(e.tensor), tuple(structural_key(i) for i in e.indices))
+    if isinstance(e, (n.Call,)):
+        return ("F", e.name, e.dtype, tuple(structural_key(a) for a in e.args))
+    if isinstance(e, (n.Cast, n.Reinterpret)):
+        return (type(e).__name__, e.dtype, structural_key(e.value))
+    if isinstance(e, (n.Ramp,)):
+        return ("R", structural_key(e.base), structural_key(e.stride), e.lanes)
+    if isinstance(e, n.Broadcast):
+        return ("B", structural_key(e.value), e.lanes)
+    if isinstance(e, n.Reduce):
+        cond = structural_key(e.condition) if e.condition is not None else None
+        return ("Red", e.combiner, structural_key(e.source), tuple(id(a) for a in e.axes), cond)
+    parts = [type(e).__name__]
+    for name in n.child_fields(e):
+        child = getattr(e, name)
+        if isinstance(child, tuple):
+            parts.append(tuple(structural_key(c) for c in child))
+        elif child is None:
+            parts.append(None)
+        else:
+            parts.append(structural_key(child))
+    return tuple(parts)
+
+
+def structural_equal(a, b) -> bool:
+    return a is b or structural_key(a) == structural_key(b)
+
+
+# Linear forms --------------------------------------------------------------------------
+class Linear:
+    """``sum(coef * term) + constant`` over integer terms, keyed structurally."""
+
+    __slots__ = ("terms", "constant", "dtype")
+
+    def __init__(self, dtype: str, terms=None, constant: int = 0):
+        self.dtype = dtype
+        self.terms: dict = dict(terms or {})  # key -> [coef, term]
+        self.constant = constant
+
+    def copy(self) -> Linear:
+        return Linear(self.dtype, {k: list(v) for k, v in self.terms.items()}, self.constant)
+
+    def add(self, other: Linear, scale: int = 1) -> Linear:
+        out = self.copy()
+        for key, (coef, term) in other.terms.items():
+            if key in out.terms:
+                out.terms[key][0] += coef * scale
+                if out.terms[key][0] == 0:
+                    del out.terms[key]
+            else:
+                out.terms[key] = [coef * scale, term]
+        out.constant += other.constant * scale
+        return out
+
+    def scale(self, factor: int) -> Linear:
+        if factor == 0:
+            return Linear(self.dtype)
+        out = self.copy()
+        for entry in out.terms.values():
+            entry[0] *= factor
+        out.constant *= factor
+        return out
+
+    def is_const(self) -> bool:
+        return not self.terms
+
+    def to_expr(self) -> n.Expr:
+        """Rebuild an expression: terms in order of first appearance, constant last."""
+        result = None
+        for coef, term in self.terms.values():
+            if coef == 0:
+                continue
+            magnitude = abs(coef)
+            piece = term if magnitude == 1 else n.Mul(term, n.Const(magnitude, self.dtype))
+            if result is None:
+                result = piece if coef > 0 else n.Sub(n.Const(0, self.dtype), piece)
+            else:
+                result = n.Add(result, piece) if coef > 0 else n.Sub(result, piece)
+        if result is None:
+            return n.Const(self.constant, self.dtype)
+        if self.constant > 0:
+            result = n.Add(result, n.Const(self.constant, self.dtype))
+        elif self.constant < 0:
+            result = n.Sub(result, n.Const(-self.constant, self.dtype))
+        return result
+
+
+def linear_form(e) -> Linear:
+    """Linear form of an integer expression; non-linear parts become opaque terms."""
+    dtype = e.dtype
+    if isinstance(e, n.Const):
+        return Linear(dtype, constant=int(e.value))
+    if isinstance(e, n.Add):
+        return linear_form(e.a).add(linear_form(e.b))
+    if isinstance(e, n.Sub):
+        return linear_form(e.a).add(linear_form(e.b), -1)
+    if isinstance(e, n.Mul):
+        la, lb = linear_form(e.a), linear_form(e.b)
+        if lb.is_const():
+            return la.scale(lb.constant)
+        if la.is_const():
+            return lb.scale(la.constant)
+    return Linear(dtype, {structural_key(e): [1, e]})
+
+
+# Integer bounds ------------------------------------------------------------------------
+def int_bounds(e, ranges: dict | None = None):
+    """Inclusive ``(lo, hi)`` integer bounds of ``e``, or None where unknown.
+
+    ``ranges`` maps Vars to ``(min, extent)``; either end of a result may be None.
+    """
+    ranges = ranges or {}
+    return _bounds(e, ranges)
+
+
+def _dtype_bounds(dtype):
+    if dtypes.is_int(dtype):
+        return (dtypes.min_value(dtype), dtypes.max_value(dtype))
+    if dtype == "bool":
+        return (0, 1)
+    return (None, None)
+
+
+def _bounds(e, ranges):
+    if isinstance(e, n.Const):
+        if isinstance(e.value, bool):
+            return (int(e.value), int(e.value))
+        if isinstance(e.value, int):
+            return (e.value, e.value)
+        return (None, None)
+    if isinstance(e, n.Var):
+        r = ranges.get(e)
+        if r is None:
+            return (None, None) if e.dtype == dtypes.INDEX_DTYPE else _dtype_bounds(e.dtype)
+        lo, ext = r
+        if isinstance(lo, int) and isinstance(ext, int):
+            return (lo, lo + ext - 1)
+        return (None, None)
+    if isinstance(e, n.Add):
+        a, b = _bounds(e.a, ranges), _bounds(e.b, ranges)
+        return (_add(a[0], b[0]), _add(a[1], b[1]))
+    if isinstance(e, n.Sub):
+        a, b = _bounds(e.a, ranges), _bounds(e.b, ranges)
+        return (_add(a[0], _neg(b[1])), _add(a[1], _neg(b[0])))
+    if isinstance(e, n.Mul):
+        a, b = _bounds(e.a, ranges), _bounds(e.b, ranges)
+        return _mul(a, b)
+    if isinstance(e, (n.FloorDiv, n.Div)):
+        a, b = _bounds(e.a, ranges), _bounds(e.b, ranges)
+        if b[0] is not None and b[0] == b[1] and b[0] > 0:
+            c = b[0]
+            if isinstance(e, n.FloorDiv):
+                return (None if a[0] is None else a[0] // c, None if a[1] is None else a[1] // c)
+            if a[0] is not None and a[0] >= 0:
+                return (a[0] // c, None if a[1] is None else a[1] // c)
+        return _dtype_bounds(e.dtype)
+    if isinstance(e, n.FloorMod):
+        b = _bounds(e.b, ranges)
+        if b[0] is not None and b[0] == b[1] and b[0] > 0:
+            a = _bounds(e.a, ranges)
+            if a[0] is not None and a[1] is not None and a[0] >= 0 and a[1] < b[0]:
+                return a
+            return (0, b[0] - 1)
+        return _dtype_bounds(e.dtype)
+    if isinstance(e, n.Mod):
+        b = _bounds(e.b, ranges)
+        a = _bounds(e.a, ranges)
+        if b[0] is not None and b[0] == b[1] and b[0] > 0 and a[0] is not None and a[0] >= 0:
+            if a[1] is not None and a[1] < b[0]:
+                return a
+            return (0, b[0] - 1)
+        return _dtype_bounds(e.dtype)
+    if isinstance(e, n.Min):
+        a, b = _bounds(e.a, ranges), _bounds(e.b, ranges)
+        return (_min(a[0], b[0], lower=True), _min(a[1], b[1], lower=False))
+    if isinstance(e, n.Max):
+        a, b = _bounds(e.a, ranges), _bounds(e.b, ranges)
+        return (_max(a[0], b[0], lower=True), _max(a[1], b[1], lower=False))
+    if isinstance(e, n.Select):
+        a, b = _bounds(e.true_value, ranges), _bounds(e.false_value, ranges)
+        lo = None if a[0] is None or b[0] is None else min(a[0], b[0])
+        hi = None if a[1] is None or b[1] is None else max(a[1], b[1])
+        return (lo, hi)
+    if isinstance(e, n.Cast) and dtypes.is_int(e.dtype) and (
+            dtypes.is_int(e.value.dtype) or e.value.dtype == "bool"):
+        inner = _bounds(e.value, ranges)
+        outer = _dtype_bounds(e.dtype)
+        if inner[0] is not None and inner[1] is not None and outer[0] <= inner[0] \
+                and inner[1] <= outer[1]:
+            return inner
+        return outer
+    if isinstance(e, n.Ramp):
+        base, stride = _bounds(e.base, ranges), _bounds(e.stride, ranges)
+        last = _add_b(base, _mul(stride, (e.lanes - 1, e.lanes - 1)))
+        return (_min(base[0], last[0], lower=True), _max(base[1], last[1], lower=False))
+    if isinstance(e, n.Broadcast):
+        return _bounds(e.value, ranges)
+    if isinstance(e, n.CmpOp) or isinstance(e, (n.And, n.Or, n.Not)):
+        return (0, 1)
+    return _dtype_bounds(e.dtype)
+
+
+def _add_b(a, b):
+    return (_add(a[0], b[0]), _add(a[1], b[1]))
+
+
+def _add(x, y):
+    return None if x is None or y is None else x + y
+
+
+def _neg(x):
+    return None if x is None else -x
+
+
+def _mul(a, b):
+    if None in a or None in b:
+        # one side a non-negative constant and the other half-known: keep what is sound
+        if a[0] is not None and a[0] == a[1]:
+            c = a[0]
+            lo, hi = b
+        elif b[0] is not None and b[0] == b[1]:
+            c = b[0]
+            lo, hi = a
+        else:
+            return (None, None)
+        if c >= 0:
+            return (None if lo is None else lo * c, None if hi is None else hi * c)
+        return (None if hi is None else hi * c, None if lo is None else lo * c)
+    products = [a[0] * b[0], a[0] * b[1], a[1] * b[0], a[1] * b[1]]
+    return (min(products), max(products))
+
+
+def _min(x, y, lower):
+    if x is None or y is None:
+        if lower:
+            return None
+        return x if y is None else y if x is None else None
+    return min(x, y)
+
+
+def _max(x, y, lower):
+    if x is None or y is None:
+        if lower:
+            return x if y is None else y if x is None else None
+        return None
+    return max(x, y)

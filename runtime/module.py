@@ -1,0 +1,198 @@
+"""A compiled kernel library loaded with ctypes: checked calls on NumPy arrays.
+
+Needs only NumPy and the standard library, so exported libraries load on machines without
+llvmlite or onnx (``dlc.runtime.load_module("k.so")``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from dlc.errors import ArgumentError, ArtifactError, DlcError
+
+METADATA_FORMAT = 1
+
+
+def _numpy_dtype(name: str) -> np.dtype:
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+def default_num_threads() -> int:
+    """Threads for parallel loops: DLC_NUM_THREADS, else the CPUs this process may use."""
+    from dlc import env
+
+    chosen = env.num_threads()
+    if chosen:
+        return chosen
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return os.cpu_count() or 1
+
+
+class Kernel:
+    """One function of a library; call it with NumPy arrays (outputs written in place)."""
+
+    def __init__(self, lib, spec: dict):
+        self.name = spec["name"]
+        self.params = spec["params"]
+        self._fn = getattr(lib, spec["symbol"])
+        self._fn.restype = ctypes.c_int32
+        self._fn.argtypes = [ctypes.c_void_p] * len(self.params)
+        self._dtypes = [_numpy_dtype(p["dtype"]) for p in self.params]
+        self._shapes = [tuple(p["shape"]) for p in self.params]
+        self._outputs = [k for k, p in enumerate(self.params) if p.get("output")]
+
+    def check(self, arrays) -> list[int]:
+        """Validate arguments; return their data addresses."""
+        if len(arrays) != len(self.params):
+            names = ", ".join(p["name"] for p in self.params)
+            raise ArgumentError(f"{self.name} takes {len(self.params)} arrays ({names}), got "
+                                f"{len(arrays)}")
+        addresses = []
+        for k, (arr, p) in enumerate(zip(arrays, self.params)):
+            name = p["name"]
+            if not isinstance(arr, np.ndarray):
+                raise ArgumentError(f"{self.name}: argument {name} must be a numpy.ndarray, got "
+                                    f"{type(arr).__name__}")
+            if arr.dtype != self._dtypes[k]:
+                raise ArgumentError(f"{self.name}: argument {name} must have dtype "
+                                    f"{p['dtype']}, got {arr.dtype}; convert it with "
+                                    f".astype(numpy.{p['dtype']})")
+            if arr.shape != self._shapes[k]:
+                raise ArgumentError(f"{self.name}: argument {name} must have shape "
+                                    f"{self._shapes[k]}, got {arr.shape}")
+            if not arr.flags.c_contiguous:
+                raise ArgumentError(f"{self.name}: argument {name} is not C-contiguous; pass "
+                                    "numpy.ascontiguousarray(...)")
+            if k in self._outputs and not arr.flags.writeable:
+                raise ArgumentError(f"{self.name}: output {name} is read-only")
+            addresses.append(arr.ctypes.data)
+        for k in self._outputs:
+            for j, other in enumerate(arrays):
+                if j != k and np.may_share_memory(arrays[k], other):
+                    raise ArgumentError(f"{self.name}: output {self.params[k]['name']} overlaps "
+                                        f"argument {self.params[j]['name']} in memory; pass "
+                                        "distinct arrays")
+        return addresses
+
+    def __call__(self, *arrays) -> None:
+        status = self._fn(*self.check(arrays))
+        if status != 0:
+            raise DlcError(f"{self.name} failed: out of memory for its scratch buffers")
+
+    def call_unchecked(self, *addresses: int) -> int:
+        """Call with raw data addresses (no checks); returns the status code."""
+        return self._fn(*addresses)
+
+
+class Module:
+    """A loaded library of kernels. ``mod(*arrays)`` calls its first function."""
+
+    def __init__(self, library: bytes, metadata: dict | None = None, sources=None):
+        self._bytes = library
+        self._sources = sources or {}
+        fd, path = tempfile.mkstemp(prefix="dlc-", suffix=".so")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(library)
+            try:
+                self._lib = ctypes.CDLL(path, mode=getattr(os, "RTLD_LOCAL", 0))
+            except OSError as err:
+                raise ArtifactError(f"cannot load compiled code: {err}") from None
+        finally:
+            os.unlink(path)
+        if metadata is None:
+            metadata = read_metadata(self._lib)
+        self.metadata = metadata
+        self.functions = {spec["name"]: Kernel(self._lib, spec) for spec in metadata["functions"]}
+        self.entry_name = metadata["functions"][0]["name"]
+        self._set_threads = self._lib.dlc_set_num_threads
+        self._set_threads.argtypes = [ctypes.c_int32]
+        self._set_threads.restype = None
+        threads = metadata.get("num_threads") or default_num_threads()
+        self.set_num_threads(threads)
+
+    def set_num_threads(self, count: int) -> None:
+        """Threads used by this module's parallel loops."""
+        if not isinstance(count, int) or count < 1:
+            raise DlcError(f"number of threads must be a positive integer, got {count!r}")
+        self._set_threads(count)
+        self.num_threads = count
+
+    def __call__(self, *arrays) -> None:
+        self.functions[self.entry_name](*arrays)
+
+    def get_function(self, name: str) -> Kernel:
+        if name not in self.functions:
+            raise DlcError(f"no function {name!r}; functions: {', '.join(self.functions)}")
+        return self.functions[name]
+
+    def get_source(self, fmt: str = "ll") -> str:
+        """Generated code as text: "ll" (optimized LLVM IR), "asm" or "tir" (loop IR)."""
+        if fmt not in self._sources:
+            available = ", ".join(self._sources) or "none (module loaded from a library)"
+            raise DlcError(f"no {fmt!r} source; available: {available}")
+        value = self._sources[fmt]
+        return value() if callable(value) else value
+
+    def export_library(self, path) -> None:
+        """Write the shared library; load it later with ``dlc.runtime.load_module``."""
+        path = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise DlcError(f"cannot write {path}: directory {directory} does not exist")
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".dlc-export-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(self._bytes)
+            os.replace(tmp, path)
+        except OSError as err:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise DlcError(f"cannot write {path}: {err.strerror}") from None
+
+    @property
+    def library_bytes(self) -> bytes:
+        return self._bytes
+
+
+def read_metadata(lib) -> dict:
+    try:
+        getter = lib.dlc_metadata
+    except AttributeError:
+        raise ArtifactError("this library was not built by dlc (no dlc_metadata)") from None
+    getter.restype = ctypes.c_char_p
+    getter.argtypes = []
+    try:
+        metadata = json.loads(getter().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ArtifactError(f"library metadata is corrupted: {err}") from None
+    if metadata.get("format") != METADATA_FORMAT:
+        raise ArtifactError(f"library metadata format {metadata.get('format')} is not "
+                            f"supported (expected {METADATA_FORMAT})")
+    return metadata
+
+
+def load_module(path) -> Module:
+    """Load a library written by ``Module.export_library``."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: no such file") from None
+    except OSError as err:
+        raise ArtifactError(f"{path}: {err.strerror}") from None
+    if not data.startswith(b"\x7fELF"):
+        raise ArtifactError(f"{path} is not a shared library")
+    return Module(data)
