@@ -56,11 +56,21 @@ def build(target_obj, target=None, name: str | None = None):
     return build_funcs(funcs, target)
 
 
-def build_funcs(funcs: list, target: Target):
+def kernel_symbol(name: str) -> str:
+    return "dlc_" + "".join(c if c.isalnum() else "_" for c in name)
+
+
+def build_funcs(funcs: list, target: Target, entries=(), extra_metadata=None):
+    """Compile PrimFuncs (and entry functions: (symbol, calls) pairs, see
+    ModuleBuilder.add_entry) into one shared library, loaded as a runtime Module."""
     from dlc.codegen.llvm import machine
     from dlc.codegen.llvm.codegen import ModuleBuilder
     from dlc.runtime.module import METADATA_FORMAT, Module
 
+    triple = target.options.get("mtriple")
+    if triple is not None and not (triple.startswith("x86_64") and "linux" in triple):
+        raise TargetError(f"-mtriple={triple}: dlc builds libraries that this process loads, "
+                          "so only x86_64 Linux triples work; remove -mtriple")
     cpu, features = target.mcpu, target.mattr
     mb = ModuleBuilder()
     specs = []
@@ -69,19 +79,22 @@ def build_funcs(funcs: list, target: Target):
         readable.append(str(func))
         written = _output_params(func)
         prepped = prepare(func)
-        symbol = "dlc_" + "".join(c if c.isalnum() else "_" for c in func.name)
+        symbol = kernel_symbol(func.name)
         mb.add_primfunc(prepped, symbol)
         params = [{"name": b.name, "shape": list(b.shape), "dtype": b.dtype,
                    "output": id(b) in written} for b in func.params]
         specs.append({"name": func.name, "symbol": symbol, "params": params})
+    for symbol, calls in entries:
+        mb.add_entry(symbol, calls)
     metadata = {"format": METADATA_FORMAT, "dlc_version": __version__, "target": str(target),
                 "cpu": cpu, "features": features, "functions": specs,
                 "num_threads": target.num_threads}
+    metadata.update(extra_metadata or {})
     mb.add_runtime_api(json.dumps(metadata))
     tm = machine.target_machine(cpu, features, target.opt_level)
     mod = machine.optimize(str(mb), tm, target.opt_level)
     obj = machine.emit_object(mod, tm)
-    libs = [machine.libm_path()]
+    libs = [machine.libm_path(), machine.libgcc_path()]
     if "GOMP_parallel" in str(mb):
         libs.insert(0, machine.libgomp_path())
     library = machine.link_shared([obj], libs)

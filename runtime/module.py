@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import struct
 import tempfile
 
 import numpy as np
@@ -124,7 +125,7 @@ class Module:
 
     def set_num_threads(self, count: int) -> None:
         """Threads used by this module's parallel loops."""
-        if not isinstance(count, int) or count < 1:
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count < 2**31:
             raise DlcError(f"number of threads must be a positive integer, got {count!r}")
         self._set_threads(count)
         self.num_threads = count
@@ -151,10 +152,14 @@ class Module:
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
             raise DlcError(f"cannot write {path}: directory {directory} does not exist")
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".dlc-export-")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".dlc-export-")
+        except OSError as err:
+            raise DlcError(f"cannot write {path}: {err.strerror}") from None
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(self._bytes)
+            os.chmod(tmp, 0o644)  # mkstemp makes files only their owner can read
             os.replace(tmp, path)
         except OSError as err:
             if os.path.exists(tmp):
@@ -193,6 +198,31 @@ def load_module(path) -> Module:
         raise ArtifactError(f"{path}: no such file") from None
     except OSError as err:
         raise ArtifactError(f"{path}: {err.strerror}") from None
+    check_elf(data, path)
+    return Module(data)
+
+
+def check_elf(data: bytes, path: str) -> None:
+    """Reject files that are not whole x86-64 shared libraries before the dynamic loader maps
+    them: a truncated library maps pages past the end of the file, and touching those kills
+    the process with SIGBUS instead of raising."""
     if not data.startswith(b"\x7fELF"):
         raise ArtifactError(f"{path} is not a shared library")
-    return Module(data)
+    if len(data) < 64 or data[4] != 2 or data[5] != 1:
+        raise ArtifactError(f"{path} is not a 64-bit little-endian ELF file (truncated?)")
+    e_type, e_machine = struct.unpack_from("<HH", data, 16)
+    if e_type != 3 or e_machine != 62:
+        raise ArtifactError(f"{path} is not an x86-64 shared library (ELF type {e_type}, "
+                            f"machine {e_machine})")
+    phoff, shoff = struct.unpack_from("<QQ", data, 32)
+    phentsize, phnum, shentsize, shnum = struct.unpack_from("<HHHH", data, 54)
+    ends = [phoff + phentsize * phnum, shoff + shentsize * shnum]
+    if ends[0] <= len(data):
+        for k in range(phnum):
+            p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", data,
+                                                                     phoff + k * phentsize)
+            if p_type == 1:  # PT_LOAD
+                ends.append(p_offset + p_filesz)
+    if max(ends) > len(data):
+        raise ArtifactError(f"{path} is truncated: {len(data)} bytes, but its headers describe "
+                            f"{max(ends)}; export it again")

@@ -140,6 +140,16 @@ def _dtype_bounds(dtype):
 
 
 def _bounds(e, ranges):
+    lo, hi = _bounds_of_value(e, ranges)
+    if e.dtype != dtypes.INDEX_DTYPE and dtypes.is_int(e.dtype):
+        # narrow integers wrap around: a result outside the dtype may be anything
+        dlo, dhi = _dtype_bounds(e.dtype)
+        if lo is None or hi is None or lo < dlo or hi > dhi:
+            return (dlo, dhi)
+    return (lo, hi)
+
+
+def _bounds_of_value(e, ranges):
     if isinstance(e, n.Const):
         if isinstance(e.value, bool):
             return (int(e.value), int(e.value))

@@ -1,5 +1,9 @@
 """Expression simplification: constant folding, linear canonical form for integer
-arithmetic, and range-aware rules for floor division, modulo, min, max and comparisons."""
+arithmetic, and range-aware rules for floor division, modulo, min, max and comparisons.
+
+Only index arithmetic (int64 scalars) is rewritten algebraically: it is assumed never to
+overflow. Narrower integers wrap around, so ``a + 100 < 50`` on int8 is not ``a < -50``;
+expressions of other integer dtypes are only constant-folded."""
 
 from __future__ import annotations
 
@@ -16,6 +20,11 @@ from dlc.expr.functor import ExprMutator
 def simplify(expr, ranges: dict | None = None):
     """Simplify ``expr``; ``ranges`` maps loop Vars to ``(min, extent)``."""
     return Simplifier(ranges or {}).visit(expr)
+
+
+def _is_index(e) -> bool:
+    """Scalar index arithmetic, which the rewrite rules assume does not overflow."""
+    return e.dtype == dtypes.INDEX_DTYPE and e.lanes == 1
 
 
 def is_const(e, value=None) -> bool:
@@ -106,8 +115,9 @@ def _fold_cast(dtype: str, c: n.Const):
     if dtypes.is_float(dtype):
         if dtype == "bfloat16":
             return None
-        with np.errstate(all="ignore"):
-            return n.Const(float(_np_scalar(float(v), dtype)), dtype)
+        with np.errstate(all="ignore"):  # one rounding, from the source dtype (not via float)
+            value = np.asarray(_np_scalar(v, src)).astype(dtypes.to_numpy(dtype))
+            return n.Const(float(value), dtype)
     if dtypes.is_float(src):
         if math.isnan(v) or math.isinf(v):
             return None
@@ -146,7 +156,7 @@ class Simplifier(ExprMutator):
         e = self._binary(e)
         if not isinstance(e, n.Add):
             return e
-        if dtypes.is_int(e.dtype) and e.lanes == 1:
+        if _is_index(e):
             return self._canonical(e)
         if is_const(e.b, 0) and not dtypes.is_float(e.dtype):
             return e.a
@@ -158,7 +168,7 @@ class Simplifier(ExprMutator):
         e = self._binary(e)
         if not isinstance(e, n.Sub):
             return e
-        if dtypes.is_int(e.dtype) and e.lanes == 1:
+        if _is_index(e):
             return self._canonical(e)
         if is_const(e.b, 0):
             return e.a
@@ -168,7 +178,7 @@ class Simplifier(ExprMutator):
         e = self._binary(e)
         if not isinstance(e, n.Mul):
             return e
-        if dtypes.is_int(e.dtype) and e.lanes == 1:
+        if _is_index(e):
             return self._canonical(e)
         if is_const(e.b, 1):
             return e.a
@@ -236,7 +246,7 @@ class Simplifier(ExprMutator):
 
     def _min_max(self, e, pick_a_when):
         e = self._binary(e)
-        if not isinstance(e, (n.Min, n.Max)) or not dtypes.is_int(e.dtype) or e.lanes != 1:
+        if not isinstance(e, (n.Min, n.Max)) or not _is_index(e):
             if isinstance(e, (n.Min, n.Max)) and structural_key(e.a) == structural_key(e.b):
                 return e.a
             return e
@@ -259,7 +269,7 @@ class Simplifier(ExprMutator):
     # comparisons -------------------------------------------------------------------------
     def _compare(self, e):
         e = self._binary(e)
-        if not isinstance(e, n.CmpOp) or not dtypes.is_int(e.a.dtype) or e.lanes != 1:
+        if not isinstance(e, n.CmpOp) or not _is_index(e.a) or e.lanes != 1:
             return e
         diff = linear_form(n.Sub(e.a, e.b))
         lo, hi = self.bounds(diff.to_expr())

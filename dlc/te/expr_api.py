@@ -93,7 +93,7 @@ def minimum(a, b) -> n.Expr:
 def _reduction(combiner):
     def reducer(expr, *rest, axis=None, where=None):
         if axis is None:
-            if combiner in ("max", "min") and len(rest) == 1:
+            if combiner in ("max", "min") and len(rest) == 1 and not _is_axes(rest[0]):
                 return maximum(expr, rest[0]) if combiner == "max" else minimum(expr, rest[0])
             if len(rest) == 1:
                 axis = rest[0]
@@ -103,6 +103,8 @@ def _reduction(combiner):
         for ax in axes:
             if getattr(ax, "kind", None) != "reduce":
                 raise DlcError(f"te.{combiner}: axis {ax!r} is not a te.reduce_axis")
+        if not axes:
+            raise DlcError(f"te.{combiner}: axis= is empty; give at least one te.reduce_axis")
         if len({id(a) for a in axes}) != len(axes):
             raise DlcError(f"te.{combiner}: an axis is listed twice")
         source = n.as_expr(expr)
@@ -125,6 +127,13 @@ sum = _reduction("sum")  # noqa: A001
 prod = _reduction("prod")
 max = _reduction("max")  # noqa: A001
 min = _reduction("min")  # noqa: A001
+
+
+def _is_axes(value) -> bool:
+    """True for a reduce axis or a list of them (the positional ``axis`` of a reduction)."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    kinds = {getattr(v, "kind", None) for v in values}  # (all() is te.all in this module)
+    return kinds == {"reduce"}
 
 
 def identity_of(combiner: str, dtype: str):

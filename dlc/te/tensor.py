@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import operator
 from dataclasses import dataclass
 
 from dlc import dtypes
@@ -117,13 +118,26 @@ class Tensor:
         return f"Tensor({self.name}, {list(self.shape)}, {self.dtype})"
 
 
+def _as_int(value) -> int | None:
+    """``value`` as a Python int if it is an integer (not a bool, float or string)."""
+    if isinstance(value, (bool, n.Expr)):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
 def _check_shape(shape, what: str) -> tuple:
-    if isinstance(shape, int):
+    if _as_int(shape) is not None:
         shape = (shape,)
     try:
-        shape = tuple(int(s) for s in shape)
-    except (TypeError, ValueError):
-        raise DlcError(f"{what}: shape must be a tuple of integers, got {shape!r}") from None
+        dims = tuple(_as_int(s) for s in shape)
+    except TypeError:
+        dims = (None,)
+    if None in dims:
+        raise DlcError(f"{what}: shape must be a tuple of integers, got {shape!r}")
+    shape = dims
     if any(s < 1 for s in shape):
         raise DlcError(f"{what}: every dimension must be at least 1, got {shape}")
     return shape
@@ -137,9 +151,11 @@ def placeholder(shape, dtype="float32", name: str = "placeholder") -> Tensor:
 
 def reduce_axis(extent: int, name: str = "k") -> IterVar:
     """A reduction axis ranging over ``0 .. extent-1``."""
-    if int(extent) < 1:
-        raise DlcError(f"reduce_axis {name}: extent must be at least 1, got {extent}")
-    return IterVar(name, dtypes.INDEX_DTYPE, 1, int(extent), "reduce")
+    value = _as_int(extent)
+    if value is None or value < 1:
+        raise DlcError(f"reduce_axis {name}: extent must be an integer of at least 1, got "
+                       f"{extent!r}")
+    return IterVar(name, dtypes.INDEX_DTYPE, 1, value, "reduce")
 
 
 def compute(shape, fcompute, name: str = "compute", tag: str = "", attrs=None) -> Tensor:
@@ -153,6 +169,7 @@ def compute(shape, fcompute, name: str = "compute", tag: str = "", attrs=None) -
         raise DlcError(f"compute {name}: fcompute returned a tensor; index it, e.g. A[i, j]")
     body = n.as_expr(body)
     _check_reduce_placement(body, name)
+    _check_free_vars(body, axes, name)
     return Tensor(ComputeOp(name, axes, body, tag, attrs))
 
 
@@ -177,6 +194,28 @@ def _check_reduce_placement(body: n.Expr, name: str) -> None:
         _forbid_reduce(inner, name)
         return
     _forbid_reduce(body, name)
+
+
+def _check_free_vars(body: n.Expr, axes: tuple, name: str) -> None:
+    """Every variable of the body is an axis of this compute or of its reduction."""
+    bound = set(axes)
+    if isinstance(body, n.Reduce):
+        bound.update(body.axes)
+    stray: list = []
+
+    def take(x):
+        if isinstance(x, n.Var) and x not in bound and x not in stray:
+            stray.append(x)
+
+    post_order(body, take)
+    for var in stray:
+        if getattr(var, "kind", None) == "reduce":
+            raise DlcError(f"compute {name}: reduction axis {var.name} is used outside a "
+                           f"reduction over it; write te.sum(..., axis={var.name}) (or max, "
+                           "min, prod) as the whole body")
+        raise DlcError(f"compute {name}: variable {var.name} is not an axis of this compute; "
+                       "index tensors only with the compute's own axes (the fcompute "
+                       "arguments) and its reduction axes")
 
 
 def _forbid_reduce(e, name):

@@ -56,6 +56,37 @@ class ModuleBuilder:
             emitter.bufs[id(buf)] = arg
         emitter.emit_body(func.body)
 
+    def add_entry(self, symbol: str, calls: list) -> None:
+        """``i32 symbol(ptr inputs, ptr outputs, ptr arena, ptr weights)``: call kernels in
+        order. ``calls`` holds (kernel symbol, [location]) where a location is
+        ["input", k], ["output", k] (pointer k of the inputs/outputs arrays) or
+        ["arena", offset], ["weights", offset] (bytes from those bases)."""
+        fn = ir.Function(self.module, ir.FunctionType(I32, [PTR] * 4), symbol)
+        fn.attributes.add("nounwind")
+        inputs, outputs, arena, weights = fn.args
+        for arg, label in zip(fn.args, ("inputs", "outputs", "arena", "weights")):
+            arg.name = label
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        fail = fn.append_basic_block("fail")
+        bases = {"arena": arena, "weights": weights}
+        tables = {"input": inputs, "output": outputs}
+        for kernel, locations in calls:
+            callee = self.module.globals[kernel]
+            args = []
+            for kind, where in locations:
+                if kind in tables:
+                    slot = b.gep(tables[kind], [I64(where)], source_etype=PTR)
+                    args.append(b.load(slot, typ=PTR))
+                else:
+                    args.append(b.gep(bases[kind], [I64(where)], inbounds=True,
+                                      source_etype=I8))
+            status = b.call(callee, args)
+            ok = fn.append_basic_block("ok")
+            b.cbranch(b.icmp_signed("!=", status, I32(0)), fail, ok)
+            b.position_at_end(ok)
+        b.ret(I32(0))
+        ir.IRBuilder(fail).ret(I32(-1))
+
     def add_runtime_api(self, metadata: str) -> None:
         """Exported helpers: thread count and the embedded metadata string."""
         fn = ir.Function(self.module, ir.FunctionType(VOID, [I32]), "dlc_set_num_threads")
@@ -138,6 +169,12 @@ class FunctionEmitter:
 
     def intrinsic(self, name: str, ret, args):
         return self.mb.function(name, ret, args)
+
+    def vector_gep(self, base, indices, elem):
+        """A vector of element pointers ``base + indices`` (for gathers and scatters)."""
+        ptrs = self.b.gep(base, [indices], source_etype=elem)
+        ptrs.type = ir.VectorType(PTR, _lanes(indices))  # llvmlite types it as a scalar ptr
+        return ptrs
 
     # -- statements ----------------------------------------------------------------------
     def stmt(self, node: s.Stmt) -> None:
@@ -252,7 +289,7 @@ class FunctionEmitter:
                                     [value.type, PTR, I32, ir.VectorType(I1, lanes)])
                 self.b.call(fn, [value, ptr, I32(align), pred])
             return
-        ptrs = self.b.gep(base, [self.expr(index)], source_etype=elem)
+        ptrs = self.vector_gep(base, self.expr(index), elem)
         mask = pred if pred is not None else _all_true(lanes)
         fn = self.intrinsic(f"llvm.masked.scatter.{_suffix(value.type)}.v{lanes}p0", VOID,
                             [value.type, ptrs.type, I32, ir.VectorType(I1, lanes)])
@@ -682,7 +719,7 @@ class FunctionEmitter:
                                     [PTR, I32, ir.VectorType(I1, lanes), vty])
                 raw = self.b.call(fn, [ptr, I32(align), pred, ir.Constant(vty, None)])
             return self.from_memory(raw, buf.dtype)
-        ptrs = self.b.gep(base, [self.expr(index)], source_etype=elem)
+        ptrs = self.vector_gep(base, self.expr(index), elem)
         mask = pred if pred is not None else _all_true(lanes)
         fn = self.intrinsic(f"llvm.masked.gather.{_suffix(vty)}.v{lanes}p0", vty,
                             [ptrs.type, I32, ir.VectorType(I1, lanes), vty])

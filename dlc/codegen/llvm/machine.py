@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 
-from dlc.errors import CodegenError
+from dlc.errors import CodegenError, TargetError
 
 
 @functools.cache
@@ -38,10 +40,39 @@ def target_machine(cpu: str, features: str, opt_level: int = 3):
     llvm = _llvm()
     target = llvm.Target.from_triple(llvm.get_process_triple())
     try:
-        return target.create_target_machine(cpu=cpu, features=features, opt=opt_level,
-                                            reloc="pic", codemodel="default")
+        with _stderr_captured() as captured:
+            tm = target.create_target_machine(cpu=cpu, features=features, opt=opt_level,
+                                              reloc="pic", codemodel="default")
     except RuntimeError as err:  # pragma: no cover - llvm reports unknown CPUs this way
         raise CodegenError(f"LLVM cannot target cpu={cpu!r}: {err}") from err
+    # LLVM only warns about an unknown CPU or feature, then aborts the process when it
+    # emits code for the resulting subtarget (it lacks 64-bit mode): fail here instead.
+    unknown = [line for line in captured if "is not a recognized" in line]
+    for line in captured:
+        if line not in unknown:
+            sys.stderr.write(line + "\n")
+    if unknown:
+        raise TargetError(f"LLVM rejects -mcpu={cpu} -mattr={features}: {unknown[0]}. Use an "
+                          "LLVM x86 CPU name (e.g. znver4, skylake-avx512, haswell, x86-64, "
+                          "x86-64-v3) and features spelled like +avx2,-avx512f")
+    return tm
+
+
+@contextlib.contextmanager
+def _stderr_captured():
+    """Collect what native code writes to file descriptor 2 (LLVM's warnings), as lines."""
+    lines: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            lines.extend(tmp.read().decode("utf-8", "replace").splitlines())
 
 
 def optimize(llvm_ir: str, tm, opt_level: int = 3):
@@ -129,6 +160,30 @@ def link_shared(objects: list[bytes], libraries: list[str]) -> bytes:
             raise CodegenError(f"linking failed ({' '.join(cmd)}):\n{proc.stderr.strip()}")
         with open(out, "rb") as f:
             return f.read()
+
+
+@functools.cache
+def libgcc_path() -> str:
+    """Path of GCC's static support library, libgcc.a. LLVM calls its helpers for conversions
+    the CPU lacks (float64 -> float16 is __truncdfhf2 on every x86 without AVX512-FP16, and
+    every float16 conversion on CPUs without F16C); linking it in keeps libraries
+    self-contained."""
+    import glob
+
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc:
+        try:
+            out = subprocess.run([cc, "-print-libgcc-file-name"], capture_output=True,
+                                 text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        if os.path.isabs(out) and os.path.exists(out):
+            return out
+    found = sorted(glob.glob("/usr/lib/gcc/x86_64-linux-gnu/*/libgcc.a"))
+    if found:
+        return found[-1]
+    raise CodegenError("libgcc.a (GCC's support library) was not found; dlc links it for "
+                       "float16 conversions. Install gcc (Debian/Ubuntu: apt install gcc)")
 
 
 @functools.cache

@@ -122,6 +122,11 @@ def root_intervals(stage, ext: dict, fixed: int) -> dict:
 def _floordiv(iv: SymInterval, c: int) -> SymInterval:
     if structural_key(iv.base) == structural_key(_ZERO):
         return SymInterval.const(iv.lo // c, iv.hi // c)
+    lin = linear_form(iv.base)
+    if lin.constant % c == 0 and all(coef % c == 0 for coef, _ in lin.terms.values()):
+        # base = c * m exactly, so (base + x) // c = m + x // c: no extra element
+        quotient = simplify(n.FloorDiv(iv.base, n.Const(c, dtypes.INDEX_DTYPE)))
+        return SymInterval(quotient, iv.lo // c, iv.hi // c)
     start = simplify(n.FloorDiv(n.Add(iv.base, n.Const(iv.lo, dtypes.INDEX_DTYPE)),
                                 n.Const(c, dtypes.INDEX_DTYPE)))
     return SymInterval(start, 0, (iv.hi - iv.lo) // c + 1)

@@ -211,9 +211,15 @@ class _Lowerer:
         init: s.Stmt = s.BufferStore(buf, identity, init_index)
         init = _guard(init, [substitute(g, fresh) for is_red, g in guards if not is_red])
         ext = self.ext[st.name]
+        # A parallel loop keeps its kind in the init unless the init would be nested in
+        # another parallel loop (an enclosing leaf, or the consumer loop it is attached to).
+        nested = st.attach.kind != "root" or any(
+            lv.kind is s.ForKind.PARALLEL for lv in st.leaves[:first])
         for lv in reversed(st.leaves[first:]):
             if not lv.is_reduce:
-                kind = lv.kind if lv.kind is not s.ForKind.PARALLEL else s.ForKind.SERIAL
+                kind = lv.kind
+                if kind is s.ForKind.PARALLEL and nested:
+                    kind = s.ForKind.SERIAL
                 init = s.For(fresh[lv.var], n.Const(0, _INDEX), n.Const(ext[id(lv)], _INDEX),
                              kind, init, lv.thread_tag)
         return self.loops(st, 0, update, (first, init))

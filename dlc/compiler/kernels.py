@@ -1,0 +1,84 @@
+"""Lower one graph node to a kernel: tensor expressions from the op library, the op's
+default schedule, then loop IR."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from dlc import te
+from dlc.errors import DlcError
+from dlc.graph.ir import Graph, Node
+from dlc.ops import registry
+from dlc.tir import stmt as s
+from dlc.tir.lower import lower
+from dlc.tir.schedule import Schedule
+
+
+@dataclass
+class Kernel:
+    """A lowered kernel and the graph tensors bound to its parameters, in order."""
+
+    name: str
+    func: s.PrimFunc
+    args: list  # graph tensor names, inputs then outputs
+
+
+def ident(name: str) -> str:
+    """A C-friendly identifier for a tensor or node name."""
+    text = re.sub(r"[^0-9A-Za-z_]", "_", name)
+    return text if text and not text[0].isdigit() else "t" + text
+
+
+def node_context(graph: Graph, node: Node) -> registry.OpContext:
+    op = registry.get(node.op)
+    in_types = [graph.types[x] if x else None for x in node.inputs]
+    in_values = [graph.constants.get(x) if x else None for x in node.inputs]
+    ctx = registry.make_context(op, node.name, node.attrs, in_types, in_values)
+    registry.infer_node(op, ctx)
+    return ctx
+
+
+def node_kernel(graph: Graph, node: Node, name: str) -> Kernel:
+    """Build, schedule and lower the kernel computing ``node``."""
+    from dlc.schedules import apply_schedule
+
+    op = registry.get(node.op)
+    ctx = node_context(graph, node)
+    placeholders = []
+    for k, x in enumerate(node.inputs):
+        if not x or k in op.value_inputs:
+            placeholders.append(None)
+            continue
+        t = graph.types[x]
+        placeholders.append(te.placeholder(t.shape, t.dtype, name=ident(x)))
+    outs = op.compute(ctx, *placeholders)
+    outs = [o for o in outs]
+    real_outputs = [o for o, nm in zip(outs, node.outputs) if nm]
+    if any(isinstance(o.op, te.PlaceholderOp) for o in real_outputs):
+        raise DlcError(f"{node.op} compute returned an input unchanged; it must compute a "
+                       "new tensor")
+    used = _reachable_placeholders(real_outputs)
+    in_args = [(x, p) for x, p in zip(node.inputs, placeholders)
+               if p is not None and id(p.op) in used]
+    args = [p for _, p in in_args] + real_outputs
+    sch = Schedule(args, name=name)
+    apply_schedule(op.schedule, sch, real_outputs)
+    func = lower(sch)
+    arg_names = [x for x, _ in in_args] + [nm for nm in node.outputs if nm]
+    return Kernel(name, func, arg_names)
+
+
+def _reachable_placeholders(outputs) -> set:
+    seen, found = set(), set()
+    todo = [o.op for o in outputs]
+    while todo:
+        op = todo.pop()
+        if id(op) in seen:
+            continue
+        seen.add(id(op))
+        if isinstance(op, te.PlaceholderOp):
+            found.add(id(op))
+        else:
+            todo.extend(t.op for t in op.inputs)
+    return found

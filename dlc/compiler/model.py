@@ -1,0 +1,134 @@
+"""Compiled models: a static one (one native call per run) and a dynamic one that
+specializes the graph on run-time shapes and values and caches each specialization."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dlc import dtypes
+from dlc.compiler.kernels import ident, node_kernel
+from dlc.compiler.plan import assign_locations, output_copies
+from dlc.errors import ArgumentError, DlcError
+from dlc.graph.ir import Graph, TensorType
+from dlc.target import Target
+
+
+class CompiledModel:
+    """A graph compiled to native code; ``run`` takes arrays (or a dict) and returns the
+    outputs as a list of arrays in graph order."""
+
+    def __init__(self, graph: Graph, executor, host_ops=(), kernels=()):
+        self.graph = graph
+        self.executor = executor
+        self.host_ops = list(host_ops)
+        self.kernels = list(kernels)
+        self.compile_seconds = 0.0
+        self.input_names = executor.input_names
+        self.output_names = executor.output_names
+
+    @classmethod
+    def from_graph(cls, graph: Graph, target: Target, name: str | None = None):
+        from dlc.build import build_funcs, kernel_symbol
+        from dlc.runtime.executor import Executor
+
+        kernels = []
+        for k, node in enumerate(graph.nodes):
+            if all(not out or graph.types[out].size == 0 for out in node.outputs):
+                continue  # empty outputs need no code
+            kname = f"k{k}_{ident(node.name or node.op)}"
+            try:
+                kernels.append(node_kernel(graph, node, kname))
+            except DlcError as err:
+                raise type(err)(f"while compiling node {node.name!r} ({node.op}): {err}") \
+                    from None
+        locations, weights, arena = assign_locations(graph, kernels)
+        entry = "dlc_run_" + ident(name or graph.name)
+        calls = [(kernel_symbol(k.name), [locations[a] for a in k.args]) for k in kernels]
+        plan = {
+            "entry": entry if kernels else None,
+            "inputs": [_spec(graph, n) for n in graph.inputs],
+            "outputs": [_spec(graph, n) for n in graph.outputs],
+            "arena_bytes": arena,
+            "copies": output_copies(graph, locations),
+        }
+        module = build_funcs([k.func for k in kernels], target, entries=[(entry, calls)]
+                             if kernels else [])
+        constants = {n: graph.constants[n] for n in graph.outputs if n in graph.constants}
+        return cls(graph, Executor(module, plan, weights, constants), kernels=kernels)
+
+    def run(self, *args, **kwargs) -> list:
+        return self.executor.run(*args, **kwargs)
+
+    __call__ = run
+
+    @property
+    def module(self):
+        return self.executor.module
+
+
+def _spec(graph: Graph, name: str) -> dict:
+    t = graph.types[name]
+    return {"name": name, "shape": list(t.shape), "dtype": t.dtype}
+
+
+class DynamicModel:
+    """A graph whose types depend on run-time values (shape-like inputs, data-dependent
+    output sizes). Each distinct set of input shapes and needed values is compiled once
+    and cached."""
+
+    def __init__(self, graph: Graph, target: Target):
+        self.graph = graph
+        self.target = target
+        self.input_names = list(graph.inputs)
+        self.output_names = list(graph.outputs)
+        self._cache: dict = {}
+
+    def run(self, *args, **kwargs) -> list:
+        from dlc.compiler.dynamic import run_dynamic
+
+        arrays = _bind(self.graph, args, kwargs)
+        return run_dynamic(self, arrays)
+
+    __call__ = run
+
+
+def _bind(graph: Graph, args, kwargs) -> dict:
+    names = list(graph.inputs)
+    if len(args) == 1 and isinstance(args[0], dict) and not kwargs:
+        kwargs, args = dict(args[0]), ()
+    if args and kwargs:
+        raise ArgumentError("pass inputs either by position or by name, not both")
+    if kwargs:
+        unknown = sorted(set(kwargs) - set(names))
+        if unknown:
+            raise ArgumentError(f"unknown input name(s) {', '.join(unknown)}; the model's "
+                                f"inputs are {', '.join(names)}")
+        missing = [n for n in names if n not in kwargs]
+        if missing:
+            raise ArgumentError(f"missing input(s) {', '.join(missing)}")
+        values = [kwargs[n] for n in names]
+    else:
+        if len(args) != len(names):
+            raise ArgumentError(f"the model takes {len(names)} input(s) ({', '.join(names)}), "
+                                f"got {len(args)}")
+        values = list(args)
+    out = {}
+    for name, value in zip(names, values):
+        arr = np.asarray(value)
+        want = graph.types.get(name)
+        if want is not None:
+            if arr.dtype != dtypes.to_numpy(want.dtype):
+                raise ArgumentError(f"input {name!r} must have dtype {want.dtype}, got "
+                                    f"{arr.dtype}")
+            if want.shape != tuple(arr.shape):
+                raise ArgumentError(f"input {name!r} must have shape {want.shape}, got "
+                                    f"{tuple(arr.shape)}")
+        out[name] = np.ascontiguousarray(arr) if arr.ndim else arr
+    return out
+
+
+def typed_input_graph(graph: Graph, arrays: dict) -> Graph:
+    g = graph.copy()
+    for name, arr in arrays.items():
+        g.types[name] = TensorType.of(arr)
+    return g

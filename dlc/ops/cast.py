@@ -1,0 +1,1 @@
+"""Cast, CastLike, BitCast and conversions between dtypes."""

@@ -1,0 +1,1 @@
+"""Convolutions: Conv, ConvTranspose, ConvInteger, DeformConv."""

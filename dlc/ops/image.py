@@ -1,0 +1,1 @@
+"""Resize, Upsample, GridSample, AffineGrid, RoiAlign, Col2Im and crops."""

@@ -1,0 +1,1 @@
+"""Gather/Scatter family and OneHot."""

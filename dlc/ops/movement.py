@@ -1,0 +1,1 @@
+"""Data movement: Concat, Split, Slice, Pad, Tile, DepthToSpace, SpaceToDepth, Trilu, ReverseSequence."""

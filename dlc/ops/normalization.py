@@ -1,0 +1,1 @@
+"""Normalization operators (batch, layer, instance, group, RMS, LRN, Lp)."""

@@ -1,0 +1,1 @@
+"""Reductions (ReduceSum, ..., ArgMax, ArgMin) and cumulative ops."""

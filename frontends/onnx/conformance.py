@@ -1,0 +1,272 @@
+"""ONNX's own test cases run through dlc.backend, with ONNX's tolerances.
+
+The inference scope is defined here: training ops, sequence/map/optional values, string
+tensors and non-deterministic random ops are out of scope. ``python -m
+dlc.frontends.onnx.conformance --update`` runs every case and regenerates
+docs/onnx_support.md and tests/onnx/expected_pass.txt (the cases that must keep passing).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import numpy as np
+
+TRAINING_OPS = {"Adagrad", "Adam", "Momentum", "Gradient"}
+RANDOM_OPS = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
+              "Multinomial", "Bernoulli"}
+SEQUENCE_OPS = {"SequenceConstruct", "SequenceAt", "SequenceEmpty", "SequenceErase",
+                "SequenceInsert", "SequenceLength", "SequenceMap", "SplitToSequence",
+                "ConcatFromSequence", "Optional", "OptionalGetElement", "OptionalHasElement"}
+STRING_OPS = {"StringNormalizer", "StringConcat", "StringSplit", "RegexFullMatch"}
+DATA_SUITES = ("pytorch-converted", "pytorch-operator", "simple", "light")
+
+
+@dataclass
+class Case:
+    name: str
+    suite: str
+    model: object = None            # ModelProto (node cases) or None
+    path: str | None = None         # model.onnx for data suites
+    data_sets: list = field(default_factory=list)  # [(inputs, outputs)]
+    rtol: float = 1e-3
+    atol: float = 1e-7
+
+    def load(self):
+        if self.model is None:
+            import onnx
+
+            self.model = onnx.load(self.path)
+        return self.model
+
+
+def _data_root() -> str:
+    import onnx
+
+    return os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data")
+
+
+def node_cases() -> list:
+    import warnings
+
+    from onnx.backend.test.case.node import collect_testcases
+
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        cases = collect_testcases(None)
+    out = []
+    for c in cases:
+        data = [(list(i), list(o)) for i, o in (c.data_sets or [])]
+        out.append(Case(c.name, "node", model=c.model, data_sets=data, rtol=c.rtol,
+                        atol=c.atol))
+    return out
+
+
+def _read_pb(path):
+    import onnx
+    from onnx import numpy_helper
+
+    t = onnx.TensorProto()
+    with open(path, "rb") as f:
+        t.ParseFromString(f.read())
+    return numpy_helper.to_array(t)
+
+
+def data_cases() -> list:
+    root = _data_root()
+    out = []
+    for suite in DATA_SUITES:
+        base = os.path.join(root, suite)
+        if suite == "light":
+            for path in sorted(glob.glob(os.path.join(base, "light_*.onnx"))):
+                name = "test_" + os.path.basename(path)[len("light_"):-len(".onnx")]
+                expected = path[:-len(".onnx")] + "_output_0.pb"
+                out.append(Case(name, suite, path=path, data_sets=[("light", expected)]))
+            continue
+        for case_dir in sorted(glob.glob(os.path.join(base, "test_*"))):
+            sets = []
+            for ds in sorted(glob.glob(os.path.join(case_dir, "test_data_set_*"))):
+                ins = [_read_pb(p) for p in sorted(glob.glob(os.path.join(ds, "input_*.pb")),
+                                                  key=_index)]
+                outs = [_read_pb(p) for p in sorted(glob.glob(os.path.join(ds, "output_*.pb")),
+                                                   key=_index)]
+                sets.append((ins, outs))
+            out.append(Case(os.path.basename(case_dir), suite,
+                            path=os.path.join(case_dir, "model.onnx"), data_sets=sets))
+    return out
+
+
+def _index(path: str) -> int:
+    return int(os.path.basename(path).split("_")[1].split(".")[0])
+
+
+def all_cases() -> list:
+    return node_cases() + data_cases()
+
+
+def scope_reason(case: Case) -> str | None:
+    """Why a case is outside the inference scope, or None if it is in scope."""
+    model = case.load()
+    for vi in list(model.graph.input) + list(model.graph.output):
+        kind = vi.type.WhichOneof("value")
+        if kind != "tensor_type":
+            return f"{kind.replace('_type', '')} values"
+        if vi.type.tensor_type.elem_type == 8:
+            return "string tensors"
+    for node in _all_nodes(model.graph):
+        if node.domain == "ai.onnx.preview.training" or node.op_type in TRAINING_OPS:
+            return "training op"
+        if node.op_type in RANDOM_OPS:
+            return "random op"
+        if node.op_type in SEQUENCE_OPS:
+            return "sequence/optional values"
+        if node.op_type in STRING_OPS:
+            return "string tensors"
+        for attr in node.attribute:
+            if attr.name == "training_mode" and attr.i:
+                return "training mode"
+    if "training_dropout" in case.name or "batchnorm" in case.name and "training" in case.name:
+        return "training mode"
+    return None
+
+
+def _all_nodes(graph):
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            if attr.type == 5:
+                yield from _all_nodes(attr.g)
+            elif attr.type == 10:
+                for g in attr.graphs:
+                    yield from _all_nodes(g)
+
+
+def light_inputs(model) -> list:
+    """The inputs ONNX's runner feeds to the light models: arange(n)/n per input."""
+    inits = {i.name for i in model.graph.initializer}
+    feeds = []
+    for vi in model.graph.input:
+        if vi.name in inits:
+            continue
+        shape = tuple(d.dim_value if d.HasField("dim_value") else 1
+                      for d in vi.type.tensor_type.shape.dim)
+        n = int(np.prod(shape))
+        feeds.append((np.arange(n).reshape(shape) / n).astype(np.float32))
+    return feeds
+
+
+def assert_similar(ref_outputs, outputs, rtol: float, atol: float) -> None:
+    """ONNX's comparison (onnx.backend.test.runner): shapes, dtypes, then allclose."""
+    assert len(outputs) == len(ref_outputs), \
+        f"{len(outputs)} outputs, expected {len(ref_outputs)}"
+    for k, (out, ref) in enumerate(zip(outputs, ref_outputs)):
+        out, ref = np.asarray(out), np.asarray(ref)
+        np.testing.assert_array_equal(out.shape, ref.shape,
+                                      err_msg=f"Output {k} has incorrect shape")
+        np.testing.assert_equal(out.dtype, ref.dtype)
+        r = rtol
+        if out.dtype.name == "bfloat16":
+            r = max(rtol, 2**-6)
+            out, ref = out.astype(np.float32), ref.astype(np.float32)
+        elif out.dtype.kind == "V" or "float8" in out.dtype.name or out.dtype.name in (
+                "int4", "uint4", "float4_e2m1fn"):
+            out, ref = out.astype(np.float32), ref.astype(np.float32)
+        np.testing.assert_allclose(out, ref, rtol=r, atol=atol, err_msg=f"output {k}")
+
+
+def run_case(case: Case) -> None:
+    """Compile and run a case through dlc.backend; raises on any difference."""
+    import dlc.backend as backend
+
+    model = case.load()
+    rep = backend.prepare(model, "CPU")
+    for inputs, outputs in case.data_sets:
+        if inputs == "light":
+            inputs, outputs = light_inputs(model), [_read_pb(outputs)]
+        got = rep.run(list(inputs))
+        assert_similar(outputs, list(got), case.rtol, case.atol)
+
+
+def expected_pass_path() -> str:
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.path.join(here, "..", "..", "tests", "onnx", "expected_pass.txt")
+
+
+def read_expected_pass() -> set:
+    path = expected_pass_path()
+    if not os.path.exists(path):
+        return set()
+    with open(path) as f:
+        return {line.strip() for line in f if line.strip() and not line.startswith("#")}
+
+
+def _classify(case: Case):
+    """(status, detail, seconds) for one case."""
+    start = time.perf_counter()
+    try:
+        reason = scope_reason(case)
+    except Exception as err:  # noqa: BLE001 - report, never stop the sweep
+        return "error", f"loading: {err}", 0.0
+    if reason:
+        return "out of scope", reason, 0.0
+    try:
+        run_case(case)
+        return "pass", "", time.perf_counter() - start
+    except AssertionError as err:
+        first = str(err).strip().splitlines()
+        return "fail", "wrong result: " + (" ".join(first[:3])[:200]), \
+            time.perf_counter() - start
+    except Exception as err:  # noqa: BLE001
+        text = f"{type(err).__name__}: {err}".splitlines()[0][:200]
+        if os.environ.get("DLC_CONFORMANCE_TRACEBACK"):
+            traceback.print_exc()
+        return "fail", text, time.perf_counter() - start
+
+
+def sweep(names=None, jobs: int = 1) -> list:
+    cases = all_cases()
+    if names:
+        cases = [c for c in cases if any(n in c.name for n in names)]
+    results = []
+    for case in cases:
+        status, detail, seconds = _classify(case)
+        results.append((case, status, detail, seconds))
+        print(f"{status:12s} {seconds:6.2f}s {case.name} {detail}", flush=True)
+    return results
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="only cases whose name contains one of these")
+    parser.add_argument("--update", action="store_true",
+                        help="rewrite docs/onnx_support.md and tests/onnx/expected_pass.txt")
+    args = parser.parse_args(argv)
+    results = sweep(args.names)
+    in_scope = [r for r in results if r[1] != "out of scope"]
+    passed = [r for r in in_scope if r[1] == "pass"]
+    print(f"\n{len(passed)}/{len(in_scope)} in-scope cases pass "
+          f"({100.0 * len(passed) / max(len(in_scope), 1):.1f}%), "
+          f"{len(results) - len(in_scope)} out of scope")
+    if args.update:
+        if args.names:
+            raise SystemExit("--update needs a full sweep (no names)")
+        from dlc.frontends.onnx.support_doc import write_support_doc
+
+        write_support_doc(results)
+        with open(expected_pass_path(), "w") as f:
+            f.write("# ONNX conformance cases that pass; generated by\n"
+                    "# python -m dlc.frontends.onnx.conformance --update\n")
+            for case, status, _, _ in sorted(results, key=lambda r: r[0].name):
+                if status == "pass":
+                    f.write(case.name + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Comparison, logical and bitwise operators."""

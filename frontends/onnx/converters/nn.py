@@ -1,0 +1,1 @@
+"""Neural-network operators: normalization, softmax, losses, convolution, pooling, attention, matmul."""

@@ -1,0 +1,1 @@
+"""Shape, data movement and indexing operators."""
