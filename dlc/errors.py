@@ -41,3 +41,7 @@ class ModelError(DlcError):
 
 class ArtifactError(DlcError):
     """A compiled artifact is corrupted, truncated, of another version, or not for this CPU."""
+
+
+class InternalError(DlcError):
+    """dlc failed on an input it accepted: a bug in dlc (please report it)."""

@@ -8,7 +8,7 @@ import numpy as np
 from dlc import dtypes
 from dlc.compiler.kernels import ident, node_kernel
 from dlc.compiler.plan import assign_locations, output_copies
-from dlc.errors import ArgumentError, DlcError
+from dlc.errors import ArgumentError, DlcError, InternalError
 from dlc.graph.ir import Graph, TensorType
 from dlc.target import Target
 
@@ -41,6 +41,9 @@ class CompiledModel:
             except DlcError as err:
                 raise type(err)(f"while compiling node {node.name!r} ({node.op}): {err}") \
                     from None
+            except Exception as err:  # noqa: BLE001 - a compiler bug, reported as such
+                raise InternalError(f"while compiling node {node.name!r} ({node.op}): "
+                                    f"{type(err).__name__}: {err}") from err
         locations, weights, arena = assign_locations(graph, kernels)
         entry = "dlc_run_" + ident(name or graph.name)
         calls = [(kernel_symbol(k.name), [locations[a] for a in k.args]) for k in kernels]
@@ -51,8 +54,9 @@ class CompiledModel:
             "arena_bytes": arena,
             "copies": output_copies(graph, locations),
         }
-        module = build_funcs([k.func for k in kernels], target, entries=[(entry, calls)]
-                             if kernels else [])
+        module = None
+        if kernels:
+            module = build_funcs([k.func for k in kernels], target, entries=[(entry, calls)])
         constants = {n: graph.constants[n] for n in graph.outputs if n in graph.constants}
         return cls(graph, Executor(module, plan, weights, constants), kernels=kernels)
 

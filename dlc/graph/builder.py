@@ -25,12 +25,15 @@ from dlc.ops import registry
 class Sym:
     """A tensor in a graph being built."""
 
-    def __init__(self, builder: "GraphBuilder", name: str):
+    def __init__(self, builder: GraphBuilder, name: str):
         self.builder, self.name = builder, name
 
     @property
     def type(self) -> TensorType:
-        return self.builder.graph.types[self.name]
+        t = self.builder.graph.types.get(self.name)
+        if t is None:
+            raise ModelError(f"the type of {self.name} depends on run-time values")
+        return t
 
     @property
     def shape(self) -> tuple:
@@ -40,7 +43,7 @@ class Sym:
     def dtype(self) -> str:
         return self.type.dtype
 
-    def _other(self, value) -> "Sym":
+    def _other(self, value) -> Sym:
         if isinstance(value, Sym):
             return value
         return self.builder.constant(np.asarray(value, dtype=dtypes.to_numpy(self.dtype)))
@@ -85,16 +88,17 @@ class GraphBuilder:
     def __init__(self, name: str = "graph"):
         self.graph = Graph(name, [], [])
         self._counter = 0
+        self._untyped: set = set()
 
     def fresh(self, base: str) -> str:
         while True:
             self._counter += 1
             name = f"{base}_{self._counter}"
-            if name not in self.graph.types:
+            if name not in self.graph.types and name not in self._untyped:
                 return name
 
     def _claim(self, name: str) -> str:
-        if name in self.graph.types:
+        if name in self.graph.types or name in self._untyped:
             raise ModelError(f"tensor name {name!r} is already used")
         return name
 
@@ -125,17 +129,29 @@ class GraphBuilder:
             else:
                 in_names.append(self.constant(np.asarray(x)).name)
         g = self.graph
-        in_types = [g.types[x] if x else None for x in in_names]
+        in_types = [g.types.get(x) if x else None for x in in_names]
         in_values = [g.constants.get(x) if x else None for x in in_names]
         node_name = name or self.fresh(op_name.lower())
-        ctx = registry.make_context(op, node_name, attrs, in_types, in_values)
-        types = registry.infer_node(op, ctx)
+        if any(x and g.types.get(x) is None for x in in_names):
+            types = None  # downstream of a run-time-typed tensor: checked when compiled
+        else:
+            ctx = registry.make_context(op, node_name, attrs, in_types, in_values)
+            try:
+                types = registry.infer_node(op, ctx)
+            except registry.NeedsValueError:
+                types = None  # typed at run time (data-dependent)
+        if types is None:
+            count = len(outputs) if outputs is not None else op.num_outputs[0]
+            types = [None] * count
         if outputs is None:
             outputs = [node_name if len(types) == 1 else f"{node_name}_{k}"
                        for k in range(len(types))]
         outputs = [self._claim(o) for o in outputs]
         for o, t in zip(outputs, types):
-            g.types[o] = t
+            if t is not None:
+                g.types[o] = t
+            else:
+                self._untyped.add(o)
         g.nodes.append(Node(op_name, tuple(in_names), tuple(outputs), dict(attrs), node_name))
         syms = tuple(Sym(self, o) for o in outputs)
         return syms[0] if len(syms) == 1 else syms

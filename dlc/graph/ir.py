@@ -39,11 +39,11 @@ class TensorType:
         return f"{self.dtype}[{', '.join(str(d) for d in self.shape)}]"
 
     @staticmethod
-    def of(array: np.ndarray) -> "TensorType":
+    def of(array: np.ndarray) -> TensorType:
         return TensorType(array.shape, dtypes.canonical(array.dtype))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Node:
     """One operator application. ``inputs`` may contain "" for omitted optional inputs;
     ``attrs`` hold numbers, strings, lists, NumPy arrays or Graphs (control flow bodies)."""
@@ -58,7 +58,7 @@ class Node:
         object.__setattr__(self, "inputs", tuple(self.inputs))
         object.__setattr__(self, "outputs", tuple(self.outputs))
 
-    def with_(self, **changes) -> "Node":
+    def with_(self, **changes) -> Node:
         data = {"op": self.op, "inputs": self.inputs, "outputs": self.outputs,
                 "attrs": self.attrs, "name": self.name}
         data.update(changes)
@@ -78,7 +78,7 @@ class Graph:
     constants: dict = field(default_factory=dict)
     types: dict = field(default_factory=dict)
 
-    def copy(self) -> "Graph":
+    def copy(self) -> Graph:
         return Graph(self.name, list(self.inputs), list(self.outputs), list(self.nodes),
                      dict(self.constants), dict(self.types))
 

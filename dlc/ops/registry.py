@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dlc import dtypes
-from dlc.errors import ModelError, UnsupportedOpError
+from dlc.errors import DlcError, ModelError, UnsupportedOpError
 
 # Fusion patterns (what a graph compiler may do with the op), as in TVM's op patterns.
 ELEMWISE = "elemwise"      # out[i] = f(in[i]) for same-shaped inputs
@@ -82,12 +82,13 @@ class OpDef:
     schedule: str = "generic"
 
     def normalize(self, ctx: OpContext) -> dict:
-        """Check attribute names, fill in defaults."""
+        """Check attribute names and kinds (from the defaults), fill in defaults."""
         out = {}
         for key, value in ctx.attrs.items():
             if key not in self.attrs:
                 raise ctx.error(f"unknown attribute {key!r}; known: "
                                 f"{', '.join(sorted(self.attrs)) or 'none'}")
+            _check_attr_kind(ctx, key, value, self.attrs[key])
             out[key] = value
         for key, default in self.attrs.items():
             if key not in out:
@@ -147,6 +148,9 @@ def _load_all() -> None:
         import dlc.ops  # noqa: F401  - importing the package registers every op family
 
 
+MAX_TENSOR_BYTES = 1 << 40  # larger tensors are rejected as malformed
+
+
 def make_context(op: OpDef, name: str, attrs: dict, in_types, in_values) -> OpContext:
     ctx = OpContext(op.name, name, dict(attrs), list(in_types), list(in_values))
     lo, hi = op.num_inputs
@@ -160,11 +164,41 @@ def make_context(op: OpDef, name: str, attrs: dict, in_types, in_values) -> OpCo
     return ctx
 
 
+def _check_attr_kind(ctx: OpContext, key: str, value, default) -> None:
+    if default is REQUIRED or default is None:
+        return
+    if isinstance(default, bool) or isinstance(default, int):
+        ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool) or \
+            isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float, np.integer, np.floating))
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    elif isinstance(default, (list, tuple)):
+        ok = isinstance(value, (list, tuple, np.ndarray))
+    else:
+        ok = True
+    if not ok:
+        raise ctx.error(f"attribute {key!r} must be a {type(default).__name__}, got "
+                        f"{type(value).__name__} {value!r}")
+
+
 def infer_node(op: OpDef, ctx: OpContext) -> list:
-    types = op.infer(ctx)
+    """Output types of a node; malformed attributes or inputs raise ModelError."""
+    try:
+        types = op.infer(ctx)
+    except (DlcError, NeedsValueError):
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError, OverflowError,
+            AttributeError) as err:
+        raise ctx.error(f"invalid attributes or inputs ({type(err).__name__}: {err})") \
+            from err
     lo, hi = op.num_outputs
     if not lo <= len(types) <= (hi if hi is not None else len(types)):
         raise ctx.error(f"inferred {len(types)} outputs")
+    for t in types:
+        if any(d < 0 for d in t.shape) or t.nbytes > MAX_TENSOR_BYTES:
+            raise ctx.error(f"output type {t} is invalid or too large")
     ctx.out_types = types
     return types
 
@@ -181,3 +215,19 @@ FLOATS = ("float16", "bfloat16", "float32", "float64")
 INTS = dtypes.SIGNED_DTYPES + dtypes.UNSIGNED_DTYPES
 NUMERIC = FLOATS + INTS
 ALL = NUMERIC + ("bool",)
+
+
+def run_reference(op: OpDef, ctx: OpContext, arrays) -> list:
+    """Evaluate an op with NumPy; failures on inputs it accepted are internal errors."""
+    from dlc.errors import InternalError
+
+    try:
+        with np.errstate(all="ignore"):
+            return op.reference(ctx, *arrays)
+    except DlcError:
+        raise
+    except MemoryError:
+        raise ctx.error("not enough memory to evaluate it") from None
+    except Exception as err:  # noqa: BLE001 - converted, with the cause attached
+        raise InternalError(f"{ctx.op} node {ctx.name!r}: NumPy reference failed: "
+                            f"{type(err).__name__}: {err}") from err

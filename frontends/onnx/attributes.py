@@ -65,17 +65,30 @@ def schema_of(op_type: str, domain: str, opset: int):
         return None
 
 
+def check_attribute_types(node, opsets: dict) -> None:
+    """Raise ModelError if an attribute's type differs from the spec's."""
+    domain = "" if node.domain in ("", "ai.onnx") else node.domain
+    if domain not in opsets:
+        return
+    schema = schema_of(node.op_type, domain, opsets[domain])
+    if schema is None:
+        return
+    for attr in node.attribute:
+        if attr.ref_attr_name or attr.name not in schema.attributes:
+            continue
+        expected = int(schema.attributes[attr.name].type)
+        if attr.type != expected and expected != 0:
+            raise ModelError(f"{node.op_type} node {node.name!r}: attribute {attr.name} has "
+                             f"type {_type_name(attr.type)}, the spec says "
+                             f"{_type_name(expected)}")
+
+
 def node_attributes(cx, node, dlc_op: str | None = None) -> dict:
     domain = "" if node.domain in ("", "ai.onnx") else node.domain
     schema = schema_of(node.op_type, domain, cx.opsets.get(domain, 1))
+    check_attribute_types(node, cx.opsets)
     values = {}
     for attr in node.attribute:
-        if schema is not None and attr.name in schema.attributes:
-            expected = int(schema.attributes[attr.name].type)
-            if attr.type != expected and expected != 0:
-                raise ModelError(f"{node.op_type} node {node.name!r}: attribute {attr.name} has "
-                                 f"type {_type_name(attr.type)}, the spec says "
-                                 f"{_type_name(expected)}")
         values[attr.name] = value_of(cx, attr, node)
     explicit = set(values)
     if schema is not None:

@@ -220,7 +220,10 @@ class ImportContext:
         return graph
 
     def convert_node(self, node, opsets: dict | None = None) -> None:
+        from dlc.frontends.onnx.attributes import check_attribute_types
+
         opsets = opsets or self.opsets
+        check_attribute_types(node, opsets)
         domain = "" if node.domain in ("", "ai.onnx") else node.domain
         self.current_name = node.name or f"{node.op_type}_{len(self.graph.nodes)}"
         fn = None

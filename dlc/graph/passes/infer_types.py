@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from dlc import dtypes
-from dlc.graph.ir import Graph, TensorType
+from dlc.graph.ir import Graph
 from dlc.ops import registry
 
 #: Constants larger than this are not materialized by folding.
@@ -55,7 +55,7 @@ def infer_types(graph: Graph, fold: bool = True) -> Graph:
         foldable = fold and all(x in out.constants for x in present) and _deterministic(op)
         if foldable and sum(t.nbytes for t in types) <= MAX_FOLDED_BYTES:
             arrays = [out.constants[x] if x else None for x in node.inputs]
-            values = op.reference(ctx, *arrays)
+            values = registry.run_reference(op, ctx, arrays)
             for name, value, t in zip(node.outputs, values, types):
                 if name:
                     out.constants[name] = np.array(value, dtype=dtypes.to_numpy(t.dtype),
