@@ -48,17 +48,58 @@ def run_graph_passes(graph: Graph) -> Graph:
     return graph
 
 
-def compile(model, target=None, input_shapes=None, name: str | None = None):  # noqa: A001
-    """Compile a model for ``target`` ("llvm", the default, is this CPU)."""
+def compile(model, target=None, input_shapes=None, name: str | None = None,  # noqa: A001
+            tuning_log=None, progress=None):
+    """Compile a model for ``target`` ("llvm", the default, is this CPU).
+
+    ``input_shapes`` gives concrete shapes for inputs with symbolic dimensions;
+    ``tuning_log`` (a JSONL file) supplies measured schedules that replace the defaults;
+    ``progress(done, total, what)`` is called as kernels are lowered.
+    """
     from dlc.compiler.model import CompiledModel, DynamicModel
 
     target = Target.parse(target)
+    tuning = None
+    if tuning_log:
+        from dlc.autotune.log import best_records
+
+        tuning = best_records(tuning_log, target.kind)
     start = time.perf_counter()
-    graph = import_model(model, input_shapes)
-    graph = infer_types(graph)
+    source = import_model(model, input_shapes)
+    graph = infer_types(source)
     if untyped_nodes(graph):
-        return DynamicModel(graph, target)
+        return DynamicModel(graph, target, tuning)
     graph = run_graph_passes(graph)
-    compiled = CompiledModel.from_graph(graph, target, name=name)
+    compiled = CompiledModel.from_graph(graph, target, name=name, tuning=tuning,
+                                        progress=progress)
+    compiled.source_graph = source
     compiled.compile_seconds = time.perf_counter() - start
     return compiled
+
+
+def inspect_stage(model, stage: str, input_shapes=None, target=None) -> str:
+    """Text of a model at a pipeline stage: "graph" (imported, typed), "fused" (after the
+    graph passes), "loops" (loop IR of every kernel) or "llvm" (LLVM IR)."""
+    from dlc.compiler.kernels import ident, node_kernel
+
+    target = Target.parse(target)
+    graph = infer_types(import_model(model, input_shapes))
+    if stage == "graph":
+        return str(graph)
+    if untyped_nodes(graph):
+        raise DlcError("this model's types depend on run-time values; only --stage graph "
+                       "can be shown")
+    graph = run_graph_passes(graph)
+    if stage == "fused":
+        return str(graph)
+    kernels = [node_kernel(graph, node, f"k{k}_{ident(node.name or node.op)}")
+               for k, node in enumerate(graph.nodes)
+               if any(out and graph.types[out].size for out in node.outputs)]
+    if stage == "loops":
+        return "\n\n".join(str(k.func) for k in kernels)
+    if stage == "llvm":
+        from dlc.build import build_funcs
+
+        module = build_funcs([k.func for k in kernels], target)
+        return module.get_source("ll")
+    raise DlcError(f"unknown stage {stage!r}; expected graph, fused, loops or llvm")

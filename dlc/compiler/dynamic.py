@@ -156,6 +156,6 @@ def _compile_cached(model, graph: Graph, key_base):
            tuple(graph.outputs))
     compiled = model._cache.get(key)
     if compiled is None:
-        compiled = CompiledModel.from_graph(graph, model.target)
+        compiled = CompiledModel.from_graph(graph, model.target, tuning=model.tuning)
         model._cache[key] = compiled
     return compiled

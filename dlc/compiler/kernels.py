@@ -39,8 +39,23 @@ def node_context(graph: Graph, node: Node) -> registry.OpContext:
     return ctx
 
 
-def node_kernel(graph: Graph, node: Node, name: str) -> Kernel:
-    """Build, schedule and lower the kernel computing ``node``."""
+def workload_of(graph: Graph, node: Node) -> dict:
+    """What a kernel computes, independently of names: the key of tuning records."""
+    import numpy as np
+
+    attrs = {k: (v.tolist() if isinstance(v, np.ndarray) else v)
+             for k, v in sorted(node.attrs.items()) if not hasattr(v, "nodes")}
+    values = {str(k): graph.constants[x].tolist() for k, x in enumerate(node.inputs)
+              if x in graph.constants and graph.constants[x].size <= 64}
+    return {"op": node.op, "attrs": attrs,
+            "inputs": [[list(graph.types[x].shape), graph.types[x].dtype] if x else None
+                       for x in node.inputs],
+            "values": values}
+
+
+def node_kernel(graph: Graph, node: Node, name: str, tuning: dict | None = None) -> Kernel:
+    """Build, schedule and lower the kernel computing ``node``; a tuning record for its
+    workload (``tuning``: task key -> record) replaces the default schedule."""
     from dlc.schedules import apply_schedule
 
     op = registry.get(node.op)
@@ -63,7 +78,22 @@ def node_kernel(graph: Graph, node: Node, name: str) -> Kernel:
                if p is not None and id(p.op) in used]
     args = [p for _, p in in_args] + real_outputs
     sch = Schedule(args, name=name)
-    apply_schedule(op.schedule, sch, real_outputs)
+    record = None
+    if tuning:
+        from dlc.autotune.log import task_key
+
+        record = tuning.get(task_key(workload_of(graph, node)))
+    if record is not None:
+        from dlc.errors import ScheduleError
+        from dlc.tir.schedule import Trace
+
+        try:
+            Trace(record["trace"]["primitives"]).apply(sch)
+        except (ScheduleError, KeyError, TypeError) as err:
+            raise ScheduleError(f"tuning record {record.get('_line', '')} does not apply to "
+                                f"node {node.name!r}: {err}") from None
+    else:
+        apply_schedule(op.schedule, sch, real_outputs)
     func = lower(sch)
     arg_names = [x for x, _ in in_args] + [nm for nm in node.outputs if nm]
     return Kernel(name, func, arg_names)

@@ -19,6 +19,7 @@ class CompiledModel:
 
     def __init__(self, graph: Graph, executor, host_ops=(), kernels=()):
         self.graph = graph
+        self.source_graph = graph
         self.executor = executor
         self.host_ops = list(host_ops)
         self.kernels = list(kernels)
@@ -27,17 +28,20 @@ class CompiledModel:
         self.output_names = executor.output_names
 
     @classmethod
-    def from_graph(cls, graph: Graph, target: Target, name: str | None = None):
+    def from_graph(cls, graph: Graph, target: Target, name: str | None = None,
+                   tuning: dict | None = None, progress=None):
         from dlc.build import build_funcs, kernel_symbol
         from dlc.runtime.executor import Executor
 
         kernels = []
         for k, node in enumerate(graph.nodes):
+            if progress:
+                progress(k + 1, len(graph.nodes), "lowering kernels")
             if all(not out or graph.types[out].size == 0 for out in node.outputs):
                 continue  # empty outputs need no code
             kname = f"k{k}_{ident(node.name or node.op)}"
             try:
-                kernels.append(node_kernel(graph, node, kname))
+                kernels.append(node_kernel(graph, node, kname, tuning))
             except DlcError as err:
                 raise type(err)(f"while compiling node {node.name!r} ({node.op}): {err}") \
                     from None
@@ -58,7 +62,9 @@ class CompiledModel:
         if kernels:
             module = build_funcs([k.func for k in kernels], target, entries=[(entry, calls)])
         constants = {n: graph.constants[n] for n in graph.outputs if n in graph.constants}
-        return cls(graph, Executor(module, plan, weights, constants), kernels=kernels)
+        model = cls(graph, Executor(module, plan, weights, constants), kernels=kernels)
+        model.target = target
+        return model
 
     def run(self, *args, **kwargs) -> list:
         return self.executor.run(*args, **kwargs)
@@ -68,6 +74,41 @@ class CompiledModel:
     @property
     def module(self):
         return self.executor.module
+
+    def save(self, path) -> int:
+        """Write a one-file artifact (see docs/reference/artifact.md); returns its size."""
+        import io
+
+        from dlc import __version__
+        from dlc.runtime.artifact import write_artifact
+        from dlc.runtime.cpu_features import required_features
+        from dlc.runtime.loader import ARTIFACT_KIND
+
+        module = self.executor.module
+        target = self.target
+        features = module.metadata["features"] if module is not None else ""
+        manifest = {
+            "kind": ARTIFACT_KIND,
+            "dlc_version": __version__,
+            "name": self.graph.name,
+            "target": {"string": str(target),
+                       "cpu": module.metadata["cpu"] if module is not None else None,
+                       "features": features,
+                       "required_features": required_features(features)},
+            "inputs": self.executor.inputs,
+            "outputs": self.executor.outputs,
+            "plan": self.executor.plan,
+            "kernels": [k.name for k in self.kernels],
+            "library_metadata": module.metadata if module is not None else None,
+        }
+        sections = {"weights": self.executor.weights.tobytes()}
+        if module is not None:
+            sections["library"] = module.library_bytes
+        if self.executor.constants:
+            buf = io.BytesIO()
+            np.savez(buf, **self.executor.constants)
+            sections["constants"] = buf.getvalue()
+        return write_artifact(path, manifest, sections)
 
 
 def _spec(graph: Graph, name: str) -> dict:
@@ -80,9 +121,11 @@ class DynamicModel:
     output sizes). Each distinct set of input shapes and needed values is compiled once
     and cached."""
 
-    def __init__(self, graph: Graph, target: Target):
+    def __init__(self, graph: Graph, target: Target, tuning: dict | None = None):
         self.graph = graph
+        self.source_graph = graph
         self.target = target
+        self.tuning = tuning
         self.input_names = list(graph.inputs)
         self.output_names = list(graph.outputs)
         self._cache: dict = {}

@@ -1,0 +1,1 @@
+"""Tuning: logs of measured schedules (the search itself is future work)."""
