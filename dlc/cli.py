@@ -160,8 +160,8 @@ def cmd_run(args) -> int:
     outputs = model.run(feeds)
     for name, value in zip(model.output_names, outputs):
         digest = hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()[:16]
-        print(f"{name}: {value.dtype}{list(value.shape)}  sum={float(np.sum(value, dtype=np.float64)):.6g}"
-              f"  sha256={digest}")
+        total = float(np.sum(value, dtype=np.float64))
+        print(f"{name}: {value.dtype}{list(value.shape)}  sum={total:.6g}  sha256={digest}")
     if args.output:
         _check_writable(args.output)
         tmp = args.output + ".tmp.npz"

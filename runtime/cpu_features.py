@@ -31,7 +31,7 @@ def required_features(llvm_features: str) -> list:
     return sorted(set(required))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def host_flags() -> frozenset | None:
     """Flags of this CPU, or None when they cannot be read (non-Linux)."""
     try:

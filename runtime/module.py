@@ -116,7 +116,8 @@ class Module:
             metadata = read_metadata(self._lib)
         self.metadata = metadata
         self.functions = {spec["name"]: Kernel(self._lib, spec) for spec in metadata["functions"]}
-        self.entry_name = metadata["functions"][0]["name"]
+        functions = metadata["functions"]
+        self.entry_name = functions[0]["name"] if functions else None
         self._set_threads = self._lib.dlc_set_num_threads
         self._set_threads.argtypes = [ctypes.c_int32]
         self._set_threads.restype = None
@@ -131,6 +132,8 @@ class Module:
         self.num_threads = count
 
     def __call__(self, *arrays) -> None:
+        if self.entry_name is None:
+            raise DlcError("this module has no kernel functions")
         self.functions[self.entry_name](*arrays)
 
     def get_function(self, name: str) -> Kernel:

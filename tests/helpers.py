@@ -83,3 +83,27 @@ def check(sch, inputs, expected, rtol=1e-5, atol=1e-5, native=True, interp=True)
 def loop_lines(text: str) -> list[str]:
     """The ``for`` lines of printed loop IR, stripped."""
     return [line.strip() for line in text.splitlines() if line.strip().startswith("for ")]
+
+
+# -- workloads: (tensors..., NumPy reference) -----------------------------------------------
+def matmul(m, n, k, dtype="float32"):
+    """``C[i, j] = sum_k A[i, k] * B[k, j]``; returns (A, B, C, inputs, reference)."""
+    from dlc import te
+
+    A = te.placeholder((m, k), dtype, name="A")
+    B = te.placeholder((k, n), dtype, name="B")
+    r = te.reduce_axis(k, "k")
+    C = te.compute((m, n), lambda i, j: te.sum(A[i, r] * B[r, j], axis=r), name="C")
+    a, b = rand((m, k), dtype, seed=1), rand((k, n), dtype, seed=2)
+    return A, B, C, [a, b], a.astype("float64") @ b.astype("float64")
+
+
+def add2d(m, n, dtype="float32"):
+    """``C[i, j] = A[i, j] + B[j]`` (B broadcast over rows)."""
+    from dlc import te
+
+    A = te.placeholder((m, n), dtype, name="A")
+    B = te.placeholder((n,), dtype, name="B")
+    C = te.compute((m, n), lambda i, j: A[i, j] + B[j], name="C")
+    a, b = rand((m, n), dtype, seed=3), rand((n,), dtype, seed=4)
+    return A, B, C, [a, b], a + b

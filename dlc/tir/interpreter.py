@@ -3,7 +3,8 @@
 Tests run lowered functions here and through native code and compare. Semantics that C
 leaves undefined are defined here, and code generation follows: integer division or
 remainder by zero gives 0, shifts by at least the bit width give 0 (or -1 for arithmetic
-right shifts of negatives), float-to-integer casts saturate and map NaN to 0.
+right shifts of negatives), float-to-integer casts saturate and map NaN to 0. Reading or
+writing outside a buffer raises IndexError.
 """
 
 from __future__ import annotations
@@ -113,6 +114,15 @@ def _call(name, args, dtype):
         out = vec(np.asarray(args[0])).astype(_np(dtype))
         return out if np.ndim(out) else _np(dtype).type(out)
     return _MATH[name](*args)
+
+
+def _check_bounds(what: str, buf, data, flat) -> None:
+    """Out-of-bounds accesses are undefined in native code; here they are errors."""
+    flat = np.asarray(flat)
+    if flat.size and (flat.min() < 0 or flat.max() >= data.size):
+        bad = flat[(flat < 0) | (flat >= data.size)].reshape(-1)[0]
+        raise IndexError(f"out-of-bounds {what} of buffer {buf.name}{list(buf.shape)}: "
+                         f"element {int(bad)} of {data.size}")
 
 
 class _Interp:
@@ -234,12 +244,15 @@ class _Interp:
         if np.ndim(flat) == 0:
             if mask is not None and not np.all(mask):
                 return data.dtype.type(0)
+            _check_bounds("read", e.buffer, data, flat)
             return data[int(flat)]
         flat = np.asarray(flat)
         if mask is not None:
             mask = np.broadcast_to(mask, flat.shape)
             safe = np.where(mask, flat, 0)
+            _check_bounds("read", e.buffer, data, safe)
             return np.where(mask, data[safe], 0).astype(data.dtype)
+        _check_bounds("read", e.buffer, data, flat)
         return data[flat]
 
     # -- statements ------------------------------------------------------------------------
@@ -263,6 +276,7 @@ class _Interp:
                 pred = np.broadcast_to(self.eval(node.predicate, env), np.shape(flat))
                 flat = np.asarray(flat)[pred]
                 value = np.broadcast_to(value, pred.shape)[pred]
+            _check_bounds("write", node.buffer, data, flat)
             data[flat] = value
         elif t is s.Allocate:
             buf = node.buffer

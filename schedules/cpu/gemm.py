@@ -84,9 +84,11 @@ def gemm_schedule(M: int, N: int, K: int, dtype: str = "float32", *, mr: int = 8
     sch.compute_at(Ap, ic)
     bo, _, bi = sch.get_loops(Bp)
     sch.vectorize(bi)
-    if parallel:
+    if parallel == "ic":
         sch.parallel(ic)
         sch.parallel(bo)
+    elif parallel:
+        sch.parallel(jc)
     return sch, [A, B, C]
 
 

@@ -307,31 +307,26 @@ class FunctionEmitter:
         outlined = ir.Function(self.mb.module, ir.FunctionType(VOID, [PTR]), name)
         outlined.linkage = "internal"
         outlined.attributes.add("nounwind")
-        inner = FunctionEmitter(self.mb, outlined, outlined=True)
+        ob = ir.IRBuilder(outlined.append_basic_block("entry"))
         closure = outlined.args[0]
-        ib = inner.b
 
         def field(k):
-            return ib.gep(closure, [I32(0), I32(k)], inbounds=True, source_etype=closure_type)
+            return ob.gep(closure, [I32(0), I32(k)], inbounds=True, source_etype=closure_type)
 
-        for k, buf in enumerate(captured_bufs):
-            inner.bufs[id(buf)] = ib.load(field(k), typ=PTR)
-        offset = len(captured_bufs)
-        for k, var in enumerate(captured_vars):
-            inner.env[var] = ib.load(field(offset + k), typ=fields[offset + k])
         status_index = len(fields) - 3
-        inner.status_ptr = field(status_index)
-        lo = ib.load(field(status_index + 1), typ=I64)
-        ext = ib.load(field(status_index + 2), typ=I64)
-        tid = ib.sext(ib.call(self.mb.function("omp_get_thread_num", I32, []), []), I64)
-        nth = ib.sext(ib.call(self.mb.function("omp_get_num_threads", I32, []), []), I64)
-        chunk = ib.sdiv(ib.sub(ib.add(ext, nth), I64(1)), nth)
-        begin = ib.mul(tid, chunk)
-        stop = ib.add(begin, chunk)
-        stop = ib.select(ib.icmp_signed("<", stop, ext), stop, ext)
-        inner.counted_loop(node.var, ib.add(lo, begin), ib.add(lo, stop),
-                           lambda: inner.stmt(node.body))
-        inner.emit_body(s.NOP)
+        args = [ob.load(field(k), typ=ty) for k, ty in enumerate(fields[:status_index])]
+        lo = ob.load(field(status_index + 1), typ=I64)
+        ext = ob.load(field(status_index + 2), typ=I64)
+        tid = ob.sext(ob.call(self.mb.function("omp_get_thread_num", I32, []), []), I64)
+        nth = ob.sext(ob.call(self.mb.function("omp_get_num_threads", I32, []), []), I64)
+        chunk = ob.sdiv(ob.sub(ob.add(ext, nth), I64(1)), nth)
+        begin = ob.mul(tid, chunk)
+        stop = ob.add(begin, chunk)
+        stop = ob.select(ob.icmp_signed("<", stop, ext), stop, ext)
+        body_fn = self.parallel_body(node, name, captured_bufs, captured_vars,
+                                     fields[:status_index])
+        ob.call(body_fn, args + [ob.add(lo, begin), ob.add(lo, stop), field(status_index)])
+        ob.ret_void()
         # caller side
         b = self.b
         slot = self.entry_alloca(closure_type, "closure", align=8)
@@ -353,6 +348,26 @@ class FunctionEmitter:
             raise CodegenError("nested parallel loops are not supported")
         b.cbranch(failed, self.fail_block(), ok)
         b.position_at_end(ok)
+
+    def parallel_body(self, node: s.For, name: str, bufs: list, variables: list, types: list):
+        """``void name.body(ptr noalias buf..., var..., i64 begin, i64 end, ptr status)``:
+        one thread's share of a parallel loop. The buffers are distinct allocations or
+        noalias arguments, and saying so lets LLVM keep values in registers across stores."""
+        fn_type = ir.FunctionType(VOID, types + [I64, I64, PTR])
+        body_fn = ir.Function(self.mb.module, fn_type, name + ".body")
+        body_fn.linkage = "internal"
+        body_fn.attributes.add("nounwind")
+        for arg in body_fn.args[:len(bufs)]:
+            arg.add_attribute("noalias")
+        inner = FunctionEmitter(self.mb, body_fn, outlined=True)
+        for arg, buf in zip(body_fn.args, bufs):
+            inner.bufs[id(buf)] = arg
+        for arg, var in zip(body_fn.args[len(bufs):], variables):
+            inner.env[var] = arg
+        begin, end, inner.status_ptr = body_fn.args[len(types):]
+        inner.counted_loop(node.var, begin, end, lambda: inner.stmt(node.body))
+        inner.emit_body(s.NOP)
+        return body_fn
 
     # -- expressions ---------------------------------------------------------------------
     def expr(self, e):
@@ -472,12 +487,19 @@ class FunctionEmitter:
         fl = bd.select(bd.fcmp_ordered(">", bd.fsub(div, fl), _splat(a.type, 0.5)),
                        bd.fadd(fl, _splat(a.type, 1.0)), fl)
         exact = bd.fdiv(a, b)
+        copysign = self.intrinsic(f"llvm.copysign.{_suffix(a.type)}", a.type, [a.type, a.type])
+        # a zero quotient takes the sign of a / b: -0.0 // 5.0 == -0.0, -3.0 // -5.0 == 0.0
+        fl = bd.select(bd.fcmp_ordered("==", div, zero), bd.call(copysign, [zero, exact]), fl)
         return bd.select(bd.fcmp_ordered("==", b, zero), exact, fl)
 
     def int_binary(self, e, a, b, dtype):
         bd = self.b
         t = type(e)
         signed = dtypes.is_signed_int(dtype)
+        if dtype == "bool" and t in (n.Add, n.Sub):
+            if t is n.Sub:  # NumPy refuses it too
+                raise CodegenError("'-' is not defined on bool values; use ^ or a cast")
+            return bd.or_(a, b)  # NumPy's bool '+' (the interpreter's): logical or, not xor
         if t is n.Add:
             return bd.add(a, b)
         if t is n.Sub:

@@ -8,6 +8,7 @@ user built) and are recorded in ``Schedule.trace``, which replays to the same lo
 from __future__ import annotations
 
 import contextlib
+import operator
 
 from dlc.errors import ScheduleError
 from dlc.te.tensor import ComputeOp, PlaceholderOp, Tensor
@@ -210,10 +211,14 @@ class Schedule:
         if (factor is None) == (nparts is None):
             raise ScheduleError(f"split {stage.name}.{lv.name}: give exactly one of factor= "
                                 "or nparts=")
-        amount = factor if factor is not None else nparts
-        if isinstance(amount, bool) or not isinstance(amount, int):
+        amount = _integer(factor if factor is not None else nparts)
+        if amount is None:
             raise ScheduleError(f"split {stage.name}.{lv.name}: factor/nparts must be an "
-                                f"integer, got {amount!r}")
+                                f"integer, got {factor if factor is not None else nparts!r}")
+        if factor is not None:
+            factor = amount
+        else:
+            nparts = amount
         if amount < 1:
             raise ScheduleError(f"split {stage.name}.{lv.name}: "
                                 f"{'factor' if factor is not None else 'nparts'}={amount} "
@@ -246,7 +251,7 @@ class Schedule:
             yo, yi = self.split(y, factor=y_factor)
             self.reorder(xo, yo, xi, yi)
         self._record({"primitive": "tile", "stage": sx.name, "x": lx.name, "y": ly.name,
-                      "x_factor": x_factor, "y_factor": y_factor})
+                      "x_factor": _integer(x_factor), "y_factor": _integer(y_factor)})
         return xo, yo, xi, yi
 
     def fuse(self, *loops: Loop) -> Loop:
@@ -585,6 +590,16 @@ class Schedule:
 
     def __repr__(self) -> str:
         return f"Schedule({self.name}, args={self.args}, {len(self.trace)} primitives)"
+
+
+def _integer(value) -> int | None:
+    """``value`` as a Python int when it is an integer (NumPy ints too, bools not)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
 
 
 def _renamed(op: ComputeOp, name: str) -> ComputeOp:
