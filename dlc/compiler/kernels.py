@@ -67,9 +67,14 @@ def node_kernel(graph: Graph, node: Node, name: str, tuning: dict | None = None)
             continue
         t = graph.types[x]
         placeholders.append(te.placeholder(t.shape, t.dtype, name=ident(x)))
-    outs = op.compute(ctx, *placeholders)
-    outs = [o for o in outs]
-    real_outputs = [o for o, nm in zip(outs, node.outputs) if nm]
+    outs = list(op.compute(ctx, *placeholders))
+    for o, nm in zip(outs, node.outputs):
+        if nm and o is None and graph.types[nm].size:
+            raise DlcError(f"{node.op} compute produced no tensor for output {nm!r}")
+    # outputs not requested, and empty ones (None), need no code
+    kept = [(o, nm) for o, nm in zip(outs, node.outputs) if nm and o is not None
+            and graph.types[nm].size]
+    real_outputs = [o for o, _ in kept]
     if any(isinstance(o.op, te.PlaceholderOp) for o in real_outputs):
         raise DlcError(f"{node.op} compute returned an input unchanged; it must compute a "
                        "new tensor")
@@ -95,7 +100,7 @@ def node_kernel(graph: Graph, node: Node, name: str, tuning: dict | None = None)
     else:
         apply_schedule(op.schedule, sch, real_outputs)
     func = lower(sch)
-    arg_names = [x for x, _ in in_args] + [nm for nm in node.outputs if nm]
+    arg_names = [x for x, _ in in_args] + [nm for _, nm in kept]
     return Kernel(name, func, arg_names)
 
 

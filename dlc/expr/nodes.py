@@ -433,7 +433,7 @@ class BufferLoad(Expr):
 
     @property
     def lanes(self) -> int:
-        return max(i.lanes for i in self.indices)
+        return max((i.lanes for i in self.indices), default=1)
 
 
 @_frozen

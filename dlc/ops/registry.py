@@ -80,6 +80,9 @@ class OpDef:
     host: bool = False
     #: name of the default schedule in dlc.schedules
     schedule: str = "generic"
+    #: False for ops whose outputs depend only on input *types* (Shape, Size): they fold
+    #: at compile time whenever their inputs are typed
+    reads_input_values: bool = True
 
     def normalize(self, ctx: OpContext) -> dict:
         """Check attribute names and kinds (from the defaults), fill in defaults."""

@@ -138,8 +138,8 @@ def _check_shape(shape, what: str) -> tuple:
     if None in dims:
         raise DlcError(f"{what}: shape must be a tuple of integers, got {shape!r}")
     shape = dims
-    if any(s < 1 for s in shape):
-        raise DlcError(f"{what}: every dimension must be at least 1, got {shape}")
+    if any(s < 0 for s in shape):
+        raise DlcError(f"{what}: dimensions must be non-negative, got {shape}")
     return shape
 
 
@@ -152,9 +152,9 @@ def placeholder(shape, dtype="float32", name: str = "placeholder") -> Tensor:
 def reduce_axis(extent: int, name: str = "k") -> IterVar:
     """A reduction axis ranging over ``0 .. extent-1``."""
     value = _as_int(extent)
-    if value is None or value < 1:
-        raise DlcError(f"reduce_axis {name}: extent must be an integer of at least 1, got "
-                       f"{extent!r}")
+    if value is None or value < 0:
+        raise DlcError(f"reduce_axis {name}: extent must be a non-negative integer, got "
+                       f"{extent!r} (an empty axis reduces to the identity)")
     return IterVar(name, dtypes.INDEX_DTYPE, 1, value, "reduce")
 
 

@@ -307,6 +307,8 @@ def _value_type(vi, override, top: bool):
     t = vi.type
     if not t.HasField("tensor_type"):
         kind = t.WhichOneof("value")
+        if kind is None and not top:
+            return None  # subgraph inputs may leave their type to the enclosing op
         raise UnsupportedOpError(f"input {vi.name!r} has type {kind}; only tensors are "
                                  "supported")
     tt = t.tensor_type

@@ -52,9 +52,10 @@ def infer_types(graph: Graph, fold: bool = True) -> Graph:
             if name:
                 out.types[name] = t
         present = [x for x in node.inputs if x]
-        foldable = fold and all(x in out.constants for x in present) and _deterministic(op)
+        foldable = fold and _deterministic(op) and (
+            all(x in out.constants for x in present) or not op.reads_input_values)
         if foldable and sum(t.nbytes for t in types) <= MAX_FOLDED_BYTES:
-            arrays = [out.constants[x] if x else None for x in node.inputs]
+            arrays = [out.constants.get(x) if x else None for x in node.inputs]
             values = registry.run_reference(op, ctx, arrays)
             for name, value, t in zip(node.outputs, values, types):
                 if name:

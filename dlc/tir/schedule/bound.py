@@ -54,6 +54,9 @@ def leaf_extents(stage, root_extents: dict) -> dict:
     for rel in stage.relations:
         if isinstance(rel, Split):
             e = ext[id(rel.parent)]
+            if e == 0:
+                ext[id(rel.outer)], ext[id(rel.inner)] = 0, 0
+                continue
             if rel.factor is not None:
                 inner = min(rel.factor, e)
                 outer = -(-e // inner)
