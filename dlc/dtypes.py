@@ -9,11 +9,18 @@ from dlc.errors import DlcTypeError
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 SIGNED_DTYPES = ("int8", "int16", "int32", "int64")
 UNSIGNED_DTYPES = ("uint8", "uint16", "uint32", "uint64")
-ALL_DTYPES = FLOAT_DTYPES + SIGNED_DTYPES + UNSIGNED_DTYPES + ("bool",)
+#: 8-bit-stored types without arithmetic (small floats and sub-byte integers, one value
+#: per byte as ml_dtypes stores them). Values are converted to and from them with
+#: bit manipulation after ``te.reinterpret(x, "uint8")``.
+STORAGE_DTYPES = ("float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz",
+                  "float8_e8m0fnu", "float4_e2m1fn", "float6_e2m3fn", "float6_e3m2fn",
+                  "int4", "uint4", "int2", "uint2")
+ALL_DTYPES = FLOAT_DTYPES + SIGNED_DTYPES + UNSIGNED_DTYPES + ("bool",) + STORAGE_DTYPES
 
 _BITS = {
     "bool": 8, "int8": 8, "uint8": 8, "int16": 16, "uint16": 16, "float16": 16, "bfloat16": 16,
     "int32": 32, "uint32": 32, "float32": 32, "int64": 64, "uint64": 64, "float64": 64,
+    **{name: 8 for name in STORAGE_DTYPES},
 }
 
 #: The dtype of loop variables and tensor indices.
@@ -23,8 +30,6 @@ INDEX_DTYPE = "int64"
 def canonical(dtype) -> str:
     """Return the canonical name of a dtype given as a string, NumPy dtype or type."""
     if isinstance(dtype, str) and dtype in _BITS:
-        return dtype
-    if isinstance(dtype, str) and dtype == "bfloat16":
         return dtype
     try:
         name = np.dtype(dtype).name
@@ -67,12 +72,16 @@ def is_bool(dtype: str) -> bool:
     return dtype == "bool"
 
 
+def is_storage_only(dtype: str) -> bool:
+    return dtype in STORAGE_DTYPES
+
+
 def to_numpy(dtype: str) -> np.dtype:
-    """The NumPy dtype that stores values of this dtype."""
-    if dtype == "bfloat16":
+    """The NumPy dtype that stores values of this dtype (ml_dtypes for the ML types)."""
+    if dtype == "bfloat16" or dtype in STORAGE_DTYPES:
         import ml_dtypes
 
-        return np.dtype(ml_dtypes.bfloat16)
+        return np.dtype(getattr(ml_dtypes, dtype))
     return np.dtype(dtype)
 
 

@@ -11,6 +11,8 @@ import json
 import os
 import struct
 import tempfile
+import warnings
+import weakref
 
 import numpy as np
 
@@ -18,13 +20,49 @@ from dlc.errors import ArgumentError, ArtifactError, DlcError
 
 METADATA_FORMAT = 1
 
+# libgomp keeps its worker threads for the next parallel loop. A child forked after they
+# started inherits that bookkeeping but not the threads, and its next parallel loop with more
+# than one thread waits for them forever. So the child runs parallel loops on one thread.
+_threads_started = False  # some module here ran a kernel with more than one thread
+_forked_after_threads = False  # this process is such a child
+_fork_warned = False
+_live_modules: weakref.WeakSet = weakref.WeakSet()
+_FORK_MESSAGE = ("this process was forked after dlc kernels ran on several threads; libgomp "
+                 "cannot start threads again here, so parallel loops run on one thread. For "
+                 "multi-threaded kernels in child processes, use multiprocessing's 'spawn' or "
+                 "'forkserver' start method")
+
+
+def before_call(module: Module) -> None:
+    """Bookkeeping before any kernel of ``module`` runs (see _after_fork_in_child)."""
+    global _threads_started, _fork_warned
+    if _forked_after_threads:
+        if not _fork_warned:
+            _fork_warned = True
+            warnings.warn(_FORK_MESSAGE, RuntimeWarning, stacklevel=3)
+    elif module.num_threads > 1:
+        _threads_started = True
+
+
+def _after_fork_in_child() -> None:
+    global _forked_after_threads
+    if _threads_started:
+        _forked_after_threads = True
+        for module in list(_live_modules):
+            module.set_num_threads(module.num_threads)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
 
 def _numpy_dtype(name: str) -> np.dtype:
-    if name == "bfloat16":
+    try:
+        return np.dtype(name)
+    except TypeError:  # bfloat16, float8_*, int4, ...: ml_dtypes' NumPy types
         import ml_dtypes
 
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype(name)
+        return np.dtype(getattr(ml_dtypes, name))
 
 
 def default_num_threads() -> int:
@@ -43,7 +81,8 @@ def default_num_threads() -> int:
 class Kernel:
     """One function of a library; call it with NumPy arrays (outputs written in place)."""
 
-    def __init__(self, lib, spec: dict):
+    def __init__(self, lib, spec: dict, module: Module):
+        self.module = module
         self.name = spec["name"]
         self.params = spec["params"]
         self._fn = getattr(lib, spec["symbol"])
@@ -87,12 +126,15 @@ class Kernel:
         return addresses
 
     def __call__(self, *arrays) -> None:
-        status = self._fn(*self.check(arrays))
+        addresses = self.check(arrays)
+        before_call(self.module)
+        status = self._fn(*addresses)
         if status != 0:
             raise DlcError(f"{self.name} failed: out of memory for its scratch buffers")
 
     def call_unchecked(self, *addresses: int) -> int:
         """Call with raw data addresses (no checks); returns the status code."""
+        before_call(self.module)
         return self._fn(*addresses)
 
 
@@ -115,7 +157,8 @@ class Module:
         if metadata is None:
             metadata = read_metadata(self._lib)
         self.metadata = metadata
-        self.functions = {spec["name"]: Kernel(self._lib, spec) for spec in metadata["functions"]}
+        self.functions = {spec["name"]: Kernel(self._lib, spec, self)
+                          for spec in metadata["functions"]}
         functions = metadata["functions"]
         self.entry_name = functions[0]["name"] if functions else None
         self._set_threads = self._lib.dlc_set_num_threads
@@ -123,11 +166,14 @@ class Module:
         self._set_threads.restype = None
         threads = metadata.get("num_threads") or default_num_threads()
         self.set_num_threads(threads)
+        _live_modules.add(self)
 
     def set_num_threads(self, count: int) -> None:
         """Threads used by this module's parallel loops."""
         if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count < 2**31:
             raise DlcError(f"number of threads must be a positive integer, got {count!r}")
+        if _forked_after_threads:
+            count = 1  # see _FORK_MESSAGE
         self._set_threads(count)
         self.num_threads = count
 

@@ -72,8 +72,11 @@ def _run_frontier_node(model, node, constants, folded, env) -> None:
     arrays = [_value(x, constants, folded, env) if x else None for x in node.inputs]
     in_types = [TensorType.of(np.asarray(a)) if a is not None else None for a in arrays]
     if op.host:
+        from dlc.compiler.bodies import body_runner
+
         ctx = registry.make_context(op, node.name, node.attrs, in_types, arrays)
         ctx.outer_env = dict(env)
+        ctx.run_body = body_runner(model.target)
         registry.infer_node(op, ctx)
         outputs = registry.run_reference(op, ctx, arrays)
         for name, value in zip(node.outputs, outputs):

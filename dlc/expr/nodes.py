@@ -59,7 +59,9 @@ class Expr:
         return _arith(FloorMod, other, self)
 
     def __neg__(self):
-        return _arith(Sub, const(0, self.dtype), self)
+        # -0.0 - x flips the sign of zeros too (LLVM turns it into fneg)
+        zero = const(-0.0 if dtypes.is_float(self.dtype) else 0, self.dtype)
+        return _arith(Sub, zero, self)
 
     # Comparisons ------------------------------------------------------------------------
     def __lt__(self, other):
@@ -527,6 +529,10 @@ def _scalar_for(value, dtype: str) -> Expr:
 
 def _arith(cls, a, b) -> Expr:
     a, b = _coerce_pair(a, b)
+    for x in (a, b):
+        if dtypes.is_storage_only(x.dtype):
+            raise DlcTypeError(f"{x.dtype} values have no arithmetic ('{cls.symbol}'); "
+                               "reinterpret them as uint8 (te.reinterpret) and convert")
     if a.dtype != b.dtype:
         raise DlcTypeError(f"operands of '{cls.symbol}' have different dtypes {a.dtype} and "
                            f"{b.dtype}; convert one with te.cast")
@@ -561,6 +567,10 @@ def cast(dtype, value) -> Expr:
     value = as_expr(value)
     if value.dtype == dtype:
         return value
+    if dtypes.is_storage_only(dtype) or dtypes.is_storage_only(value.dtype):
+        raise DlcTypeError(f"no direct cast between {value.dtype} and {dtype}: "
+                           f"{dtype if dtypes.is_storage_only(dtype) else value.dtype} is "
+                           "storage-only; reinterpret as uint8 and convert the bits")
     return Cast(dtype, value)
 
 

@@ -74,3 +74,56 @@ def np_dtype(dtype: str) -> np.dtype:
 
 def out_type(shape, dtype) -> TensorType:
     return TensorType(tuple(shape), dtype)
+
+
+# -- reductions (shared by the reduction, normalization, softmax and loss families) ------
+def accumulation_dtype(dtype: str) -> str:
+    """The dtype to compute and accumulate ``dtype`` values in: float32 for float16 and
+    bfloat16 (more accurate than the storage type), the dtype itself otherwise."""
+    return "float32" if dtype in ("float16", "bfloat16") else dtype
+
+
+def sum_dtype(dtype: str) -> str:
+    """The dtype to accumulate sums and products of ``dtype`` values in: float64 for
+    float32 (a sequential float32 sum of n terms loses up to n * 2^-24 relative accuracy),
+    float32 for float16 and bfloat16, the dtype itself otherwise (integers wrap)."""
+    return "float64" if dtype == "float32" else accumulation_dtype(dtype)
+
+
+def reduced_shape(shape, axes, keepdims: bool) -> tuple:
+    """``shape`` with ``axes`` reduced: kept as 1 (keepdims) or dropped."""
+    if keepdims:
+        return tuple(1 if d in axes else s for d, s in enumerate(shape))
+    return tuple(s for d, s in enumerate(shape) if d not in axes)
+
+
+def reduce_compute(shape, axes, body, combiner: str = "sum", keepdims: bool = True,
+                   where=None, name: str = "reduce") -> te.Tensor:
+    """A compute of ``reduced_shape(shape, axes, keepdims)`` whose element is the
+    ``combiner`` (sum, prod, max, min) of ``body(index)`` over ``axes``, where ``index``
+    is a full index of ``shape`` (reduction variables at the reduced axes); ``where``
+    (index -> bool expression) filters the reduced elements. No axes: ``body`` itself.
+    An axis of extent 0 gives the combiner's identity."""
+    axes = sorted(axes)
+    rvars = {a: te.reduce_axis(shape[a], f"r{a}") for a in axes}
+    reducer = {"sum": te.sum, "prod": te.prod, "max": te.max, "min": te.min}[combiner]
+
+    def full_index(out_index):
+        index, pos = [], 0
+        for d in range(len(shape)):
+            if d in rvars:
+                index.append(rvars[d])
+                pos += 1 if keepdims else 0
+            else:
+                index.append(out_index[pos])
+                pos += 1
+        return tuple(index)
+
+    def fcompute(*i):
+        index = full_index(i)
+        if not axes:
+            return body(index)
+        return reducer(body(index), axis=[rvars[a] for a in axes],
+                       where=where(index) if where is not None else None)
+
+    return te.compute(reduced_shape(shape, axes, keepdims), fcompute, name=name)

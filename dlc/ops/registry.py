@@ -116,6 +116,10 @@ class OpDef:
 
 OPS: dict[str, OpDef] = {}
 
+#: How host ops run control-flow bodies (set by dlc.compiler: compile and run). A caller
+#: may override it per node with ``ctx.run_body`` (the NumPy interpreter does).
+BODY_RUNNER = None
+
 
 def register(cls):
     """Class decorator: register an OpDef subclass under ``cls.name``."""
@@ -162,7 +166,9 @@ def make_context(op: OpDef, name: str, attrs: dict, in_types, in_values) -> OpCo
         count -= 1
     if count < lo or (hi is not None and len(in_types) > hi):
         expected = f"{lo}" if lo == hi else f"{lo} to {hi if hi is not None else 'any'}"
-        raise ctx.error(f"takes {expected} inputs, got {len(in_types)}")
+        raise ctx.error(f"takes {expected} inputs, got {count} (omitted optional inputs not "
+                        "counted)" if count != len(in_types) else
+                        f"takes {expected} inputs, got {count}")
     ctx.attrs = op.normalize(ctx)
     return ctx
 

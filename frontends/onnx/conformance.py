@@ -60,10 +60,20 @@ def node_cases() -> list:
         cases = collect_testcases(None)
     out = []
     for c in cases:
-        data = [(list(i), list(o)) for i, o in (c.data_sets or [])]
+        data = [([_array(x) for x in i], [_array(x) for x in o]) for i, o in (c.data_sets or [])]
         out.append(Case(c.name, "node", model=c.model, data_sets=data, rtol=c.rtol,
                         atol=c.atol))
     return out
+
+
+def _array(value):
+    """Test data as NumPy (ONNX stores some of it as TensorProtos)."""
+    import onnx
+    from onnx import numpy_helper
+
+    if isinstance(value, onnx.TensorProto):
+        return numpy_helper.to_array(value)
+    return value
 
 
 def _read_pb(path):

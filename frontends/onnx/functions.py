@@ -64,6 +64,12 @@ def expand_function(cx, node, domain: str, opsets: dict) -> None:
         rename[formal] = actual
     caller_attrs = {a.name: a for a in node.attribute}
     defaults = {a.name: a for a in getattr(proto, "attribute_proto", [])}
+    schema = _schema(node.op_type, domain, opset) if opset is not None else None
+    if schema is not None:
+        for name, spec in schema.attributes.items():
+            default = spec.default_value
+            if name not in defaults and default is not None and default.type != 0:
+                defaults[name] = default
     body_opsets = dict(opsets)
     for imp in proto.opset_import:
         body_opsets["" if imp.domain in ("", "ai.onnx") else imp.domain] = imp.version

@@ -20,6 +20,9 @@ from dlc.expr.functor import contains
 from dlc.tir import stmt as s
 
 STACK_LIMIT = 64 * 1024  # scratch buffers larger than this go to the heap
+#: Names add_runtime_api defines in every library; kernels cannot use them.
+RUNTIME_SYMBOLS = frozenset({"dlc_set_num_threads", "dlc_get_num_threads", "dlc_metadata",
+                             "dlc_metadata_text", "dlc_num_threads"})
 _FLOAT_FLAGS = ("contract",)
 
 
@@ -137,27 +140,46 @@ class FunctionEmitter:
         self.bufs: dict = {}
         self.status_ptr = None  # outlined functions report failures through the closure
         self._fail = None
+        self.loop_depth = 0
+        self.hoisted: list = []  # heap buffers allocated once in the entry block
 
     # -- structure ----------------------------------------------------------------------
     def emit_body(self, body: s.Stmt) -> None:
         self.stmt(body)
         if not self.b.block.is_terminated:
+            self.free_hoisted(self.b)
             if self.outlined:
                 self.b.ret_void()
             else:
                 self.b.ret(I32(0))
-        ir.IRBuilder(self.entry).branch(self.fn.blocks[1])
-
-    def fail_block(self):
-        if self._fail is None:
-            self._fail = self.fn.append_basic_block("alloc_failed")
+        entry = ir.IRBuilder(self.entry)
+        if self.hoisted:
+            null = ir.Constant(PTR, None)
+            failed = entry.icmp_unsigned("==", self.hoisted[0], null)
+            for ptr in self.hoisted[1:]:
+                failed = entry.or_(failed, entry.icmp_unsigned("==", ptr, null))
+            entry.cbranch(failed, self.fail_block(), self.fn.blocks[1])
+        else:
+            entry.branch(self.fn.blocks[1])
+        if self._fail is not None:
             b = ir.IRBuilder(self._fail)
+            self.free_hoisted(b)
             if self.outlined:
                 b.store(I32(-1), self.status_ptr)
                 b.ret_void()
             else:
                 b.ret(I32(-1))
+
+    def fail_block(self):
+        """The block that reports a failed allocation (filled in by emit_body)."""
+        if self._fail is None:
+            self._fail = self.fn.append_basic_block("alloc_failed")
         return self._fail
+
+    def free_hoisted(self, b) -> None:
+        free = self.mb.function("free", VOID, [PTR])
+        for ptr in self.hoisted:
+            b.call(free, [ptr])
 
     def entry_alloca(self, ty, name: str, align: int):
         """Stack memory reserved once in the entry block, as an opaque pointer."""
@@ -235,7 +257,9 @@ class FunctionEmitter:
         self.b.cbranch(self.b.icmp_signed("<", phi, end), body, done)
         self.b.position_at_end(body)
         self.env[var] = phi
+        self.loop_depth += 1
         emit_body()
+        self.loop_depth -= 1
         nxt = self.b.add(phi, I64(1), flags=("nsw",))
         phi.add_incoming(nxt, self.b.block)
         self.b.branch(header)
@@ -254,6 +278,15 @@ class FunctionEmitter:
         alloc = self.mb.function("aligned_alloc", PTR, [I64, I64])
         free = self.mb.function("free", VOID, [PTR])
         size = (nbytes + 63) // 64 * 64
+        if self.loop_depth > 0:
+            # Inside a loop: allocate once per call (per thread in a parallel loop) in the
+            # entry block instead of once per iteration; emit_body checks and frees it.
+            with self.b.goto_block(self.entry):
+                ptr = self.b.call(alloc, [I64(64), I64(size)], name=_ident(buf.name))
+            self.hoisted.append(ptr)
+            self.bufs[id(buf)] = ptr
+            self.stmt(node.body)
+            return
         ptr = self.b.call(alloc, [I64(64), I64(size)], name=_ident(buf.name))
         ok = self.fn.append_basic_block(f"{_ident(buf.name)}.ok")
         self.b.cbranch(self.b.icmp_unsigned("==", ptr, ir.Constant(PTR, None)),
@@ -387,6 +420,11 @@ class FunctionEmitter:
             return ir.Constant(I1, int(bool(e.value)))
         if e.dtype == "bfloat16":
             return ir.Constant(F32, _round_bf16_py(e.value))
+        if e.dtype == "float16":  # rounded here: llvmlite cannot pack values beyond 65504
+            import numpy as np
+
+            with np.errstate(over="ignore"):
+                return ir.Constant(ty, float(np.float16(e.value)))
         if dtypes.is_float(e.dtype):
             return ir.Constant(ty, float(e.value))
         return ir.Constant(ty, int(e.value))
@@ -440,6 +478,11 @@ class FunctionEmitter:
         a, b = self.operands(e)
         if isinstance(e, (n.And, n.Or)):
             return self.b.and_(a, b) if isinstance(e, n.And) else self.b.or_(a, b)
+        if dtype == "float16" and isinstance(e, (n.FloorDiv, n.FloorMod)):
+            # NumPy computes these float16 operations in float32 and rounds once at the end
+            wide = reg_type("float32", _lanes(a))
+            value = self.float_binary(e, self.b.fpext(a, wide), self.b.fpext(b, wide))
+            return self.b.fptrunc(value, a.type)
         if dtypes.is_float(dtype):
             value = self.float_binary(e, a, b)
             return _round_bf16(self, value) if dtype == "bfloat16" else value
@@ -637,14 +680,23 @@ class FunctionEmitter:
         v = self.expr(e.value)
         lanes = _lanes(v)
         bd = self.b
+        if v.type == reg_type(e.dtype, lanes):
+            return v  # same register type (uint8 <-> 8-bit storage types)
+        if "bool" in (e.dtype, e.value.dtype):
+            raise CodegenError(f"cannot reinterpret {e.value.dtype} as {e.dtype}: bool values "
+                               "have no defined bit pattern; compare or cast instead")
+        if e.dtype == e.value.dtype:
+            return v
+        # bfloat16 registers hold float32 values: go through the 16 bits kept in memory
+        i16, i32 = reg_type("int16", lanes), reg_type("int32", lanes)
         if e.value.dtype == "bfloat16":
-            i32 = reg_type("int32", lanes)
-            bits = bd.lshr(bd.bitcast(v, i32), _splat(i32, 16))
-            return bd.trunc(bits, reg_type(e.dtype, lanes))
+            v = bd.trunc(bd.lshr(bd.bitcast(v, i32), _splat(i32, 16)), i16)
+            return v if e.dtype in ("int16", "uint16") else bd.bitcast(v, reg_type(e.dtype, lanes))
         if e.dtype == "bfloat16":
-            i32 = reg_type("int32", lanes)
+            if e.value.dtype not in ("int16", "uint16"):
+                v = bd.bitcast(v, i16)
             wide = bd.shl(bd.zext(v, i32), _splat(i32, 16))
-            return bd.bitcast(wide, F32 if lanes == 1 else ir.VectorType(F32, lanes))
+            return bd.bitcast(wide, reg_type("bfloat16", lanes))
         return bd.bitcast(v, reg_type(e.dtype, lanes))
 
     def expr_Select(self, e: n.Select):
@@ -793,7 +845,8 @@ def _reads_unguarded(e) -> bool:
 def _round_bf16_py(value: float) -> float:
     import numpy as np
 
-    bits = int(np.array(value, dtype=np.float32).view(np.uint32))
+    with np.errstate(over="ignore"):  # beyond float32: infinity, as NumPy rounds
+        bits = int(np.array(value, dtype=np.float32).view(np.uint32))
     if value != value:
         return float("nan")
     bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000

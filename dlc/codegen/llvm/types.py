@@ -18,6 +18,9 @@ _REGISTER = {
     # bfloat16 values live in float registers; memory holds the upper 16 bits
     "bfloat16": F32,
 }
+_REGISTER.update({name: I8 for name in (
+    "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float8_e8m0fnu",
+    "float4_e2m1fn", "float6_e2m3fn", "float6_e3m2fn", "int4", "uint4", "int2", "uint2")})
 _MEMORY = dict(_REGISTER, bool=I8, bfloat16=I16)
 
 
