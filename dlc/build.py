@@ -60,6 +60,21 @@ def kernel_symbol(name: str) -> str:
     return "dlc_" + "".join(c if c.isalnum() else "_" for c in name)
 
 
+def _check_symbols(named: list) -> None:
+    """Each (symbol, what) must be unique and not one of the runtime API's own symbols."""
+    from dlc.codegen.llvm.codegen import RUNTIME_SYMBOLS
+
+    seen: dict[str, str] = {}
+    for symbol, what in named:
+        if symbol in RUNTIME_SYMBOLS:
+            raise DlcError(f"{what} would be exported as {symbol}, a name the runtime API "
+                           "uses; rename it")
+        if symbol in seen:
+            raise DlcError(f"{seen[symbol]} and {what} would both be exported as {symbol}; "
+                           "rename one of them")
+        seen[symbol] = what
+
+
 def build_funcs(funcs: list, target: Target, entries=(), extra_metadata=None):
     """Compile PrimFuncs (and entry functions: (symbol, calls) pairs, see
     ModuleBuilder.add_entry) into one shared library, loaded as a runtime Module."""
@@ -71,6 +86,8 @@ def build_funcs(funcs: list, target: Target, entries=(), extra_metadata=None):
     if triple is not None and not (triple.startswith("x86_64") and "linux" in triple):
         raise TargetError(f"-mtriple={triple}: dlc builds libraries that this process loads, "
                           "so only x86_64 Linux triples work; remove -mtriple")
+    _check_symbols([(kernel_symbol(f.name), f"function {f.name!r}") for f in funcs]
+                   + [(symbol, f"entry {symbol}") for symbol, _ in entries])
     cpu, features = target.mcpu, target.mattr
     mb = ModuleBuilder()
     specs = []

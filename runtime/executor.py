@@ -9,7 +9,7 @@ import threading
 import numpy as np
 
 from dlc.errors import ArgumentError, DlcError
-from dlc.runtime.module import Module, _numpy_dtype
+from dlc.runtime.module import Module, _numpy_dtype, before_call
 
 
 class Executor:
@@ -91,6 +91,7 @@ class Executor:
                     *[a.ctypes.data for a in inputs])
                 out_ptrs = (ctypes.c_void_p * max(len(outputs), 1))(
                     *[o.ctypes.data for o in outputs])
+                before_call(self.module)
                 status = self._entry(in_ptrs, out_ptrs, aligned, self.weights.ctypes.data)
             finally:
                 self._give_arena(arena)

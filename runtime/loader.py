@@ -6,12 +6,12 @@ import io
 import json
 
 import numpy as np
+
+from dlc.errors import ArtifactError
 from dlc.runtime.artifact import read_artifact
 from dlc.runtime.cpu_features import missing_features
 from dlc.runtime.executor import Executor
 from dlc.runtime.module import Module
-
-from dlc.errors import ArtifactError
 
 ARTIFACT_KIND = "dlc-compiled-model"
 

@@ -12,6 +12,7 @@ from dlc.errors import ArgumentError, DlcError, InternalError
 from dlc.graph.ir import Graph, TensorType
 from dlc.target import Target
 
+
 def _install_body_runner() -> None:
     from dlc.compiler.bodies import body_runner
     from dlc.ops import registry

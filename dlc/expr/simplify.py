@@ -271,6 +271,8 @@ class Simplifier(ExprMutator):
         e = self._binary(e)
         if not isinstance(e, n.CmpOp) or not _is_index(e.a) or e.lanes != 1:
             return e
+        if _reads_data(e.a) or _reads_data(e.b):
+            return e  # int64 data may be anywhere in its range: a - b could overflow
         diff = linear_form(n.Sub(e.a, e.b))
         lo, hi = self.bounds(diff.to_expr())
         verdict = _decide(type(e), lo, hi)
@@ -369,3 +371,9 @@ def _decide(cmp, lo, hi):
         verdict = _decide(n.EQ, lo, hi)
         return None if verdict is None else not verdict
     return None
+
+
+def _reads_data(e) -> bool:
+    from dlc.expr.functor import contains
+
+    return contains(e, lambda x: isinstance(x, (n.BufferLoad, n.TensorRead)))

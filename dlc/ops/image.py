@@ -346,7 +346,11 @@ class GridSample(OpDef):
     """Samples ``X[N, C, D1..Dr]`` at the normalized positions of ``grid[N, O1..Or, r]``
     (last axis ordered x, y, z: the innermost spatial axis first), like PyTorch's
     grid_sample. Coordinates are computed in the grid's dtype (float32 for half
-    precision); nearest rounds half to even. Integer X supports nearest mode only."""
+    precision); nearest rounds half to even. As in ONNX's reference and onnxruntime (unlike
+    PyTorch), border and reflection padding move only coordinates outside the image's
+    extent ([-0.5, size - 0.5], or [0, size - 1] with align_corners); the taps of a cubic
+    or linear sample near the edge then read the edge (border) or reflect (reflection).
+    Integer X supports nearest mode only."""
 
     name = "GridSample"
     pattern = OPAQUE

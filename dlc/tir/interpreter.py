@@ -40,7 +40,8 @@ def _cast(value, dtype):
     arr = np.asarray(value)
     if dtype == "bool":
         out = arr != 0
-    elif dtypes.is_int(dtype) and (arr.dtype.kind == "f"):
+    elif dtypes.is_int(dtype) and (arr.dtype.kind == "f" or arr.dtype.name == "bfloat16"):
+        arr = arr.astype(np.float32) if arr.dtype.name == "bfloat16" else arr
         info = np.iinfo(target)
         clean = np.where(np.isnan(arr), 0, arr)
         clipped = np.clip(np.trunc(clean), info.min, info.max)
@@ -60,8 +61,11 @@ def _int_div(a, b, floor: bool):
     if floor:
         q = np.floor_divide(a, safe)
     else:
-        q = np.floor_divide(np.abs(a), np.abs(safe)).astype(a.dtype)
-        q = np.where((a < 0) != (safe < 0), -q, q)
+        wide_a, wide_b = a.astype(object), safe.astype(object)  # exact, no INT_MIN overflow
+        q = np.vectorize(lambda x, y: abs(x) // abs(y) * (1 if (x < 0) == (y < 0) else -1),
+                         otypes=[object])(wide_a, wide_b)
+        q = np.vectorize(lambda v: v & ((1 << (8 * a.dtype.itemsize)) - 1), otypes=[object])(q)
+        q = q.astype(np.uint64).astype(a.dtype) if q.ndim else np.uint64(q).astype(a.dtype)
     q = np.where(b == 0, 0, q).astype(a.dtype)
     return q if q.ndim else a.dtype.type(q)
 

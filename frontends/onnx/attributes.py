@@ -61,7 +61,7 @@ def schema_of(op_type: str, domain: str, opset: int):
 
     try:
         return onnx.defs.get_schema(op_type, opset, domain)
-    except onnx.defs.SchemaError:
+    except (onnx.defs.SchemaError, TypeError, ValueError):  # unknown op, or garbled names
         return None
 
 

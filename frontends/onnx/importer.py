@@ -62,7 +62,7 @@ def from_onnx(model, input_shapes=None) -> Graph:
     return graph
 
 
-def check_supported(graph_proto, cx: "ImportContext") -> None:
+def check_supported(graph_proto, cx: ImportContext) -> None:
     """Raise UnsupportedOpError naming every unsupported op type with its nodes."""
     missing: dict = {}
 

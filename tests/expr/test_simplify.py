@@ -161,7 +161,7 @@ def _dtype_ranges(dtype):
     return {v: (int(info.min), int(info.max) - int(info.min) + 1) for v in NARROW[dtype]}
 
 
-EXAMPLES = settings(max_examples=120, deadline=None,
+EXAMPLES = settings(max_examples=80, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 

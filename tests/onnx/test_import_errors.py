@@ -1,7 +1,6 @@
 """Malformed models, unsupported ops and bad run-time inputs give typed, clear errors."""
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper
 

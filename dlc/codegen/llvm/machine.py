@@ -49,7 +49,7 @@ def target_machine(cpu: str, features: str, opt_level: int = 3):
     # emits code for the resulting subtarget (it lacks 64-bit mode): fail here instead.
     unknown = [line for line in captured if "is not a recognized" in line]
     for line in captured:
-        if line not in unknown:
+        if line not in unknown and sys.stderr is not None:
             sys.stderr.write(line + "\n")
     if unknown:
         raise TargetError(f"LLVM rejects -mcpu={cpu} -mattr={features}: {unknown[0]}. Use an "
@@ -62,8 +62,13 @@ def target_machine(cpu: str, features: str, opt_level: int = 3):
 def _stderr_captured():
     """Collect what native code writes to file descriptor 2 (LLVM's warnings), as lines."""
     lines: list[str] = []
-    sys.stderr.flush()
-    saved = os.dup(2)
+    if sys.stderr is not None:
+        sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2: nothing to capture
+        yield lines
+        return
     with tempfile.TemporaryFile() as tmp:
         os.dup2(tmp.fileno(), 2)
         try:

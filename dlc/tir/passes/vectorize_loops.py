@@ -239,5 +239,6 @@ class _ElementwiseVectorizer(ExprMutator):
             return n.Call(e.name, tuple(args), e.dtype)
         return n.Call(e.name, tuple(self.widen(a) for a in args), e.dtype)
 
-    def visit_Ramp(self, e):  # pragma: no cover - nested vectorization is rejected earlier
-        raise LoweringError("nested vectorized loops are not supported")
+    def visit_Ramp(self, e):  # an inner vectorized loop, already turned into vectors
+        raise LoweringError(f"cannot vectorize loop {self.outer.var.name}: it contains another "
+                            "vectorized loop; nested vectorized loops are not supported")

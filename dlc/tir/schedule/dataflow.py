@@ -66,6 +66,9 @@ def rfactor_ops(stage: Stage, loop, factor_axis: int, rf_name: str):
     if not loop.is_reduce:
         raise ScheduleError(f"rfactor: loop {stage.name}.{loop.name} is not a reduction loop")
     root = _root_of(stage, loop)
+    if root is None:
+        raise ScheduleError(f"rfactor: loop {stage.name}.{loop.name} is a fused loop; rfactor "
+                            "needs a reduction loop or a loop obtained by splitting one")
     # leaves derived from this root, in leaf order
     derived = [lv for lv in stage.leaves if _root_of(stage, lv) is root]
     for rel in stage.relations:
@@ -81,18 +84,18 @@ def rfactor_ops(stage: Stage, loop, factor_axis: int, rf_name: str):
     for lv in derived:
         if lv is not loop:
             value[id(lv)] = new_reduce[id(lv)]
+    bounds = []  # every split that overshoots its parent needs ``parent < extent``
     for rel in reversed(stage.relations):
         if isinstance(rel, Split) and id(rel.outer) in value and id(rel.inner) in value:
             value[id(rel.parent)] = value[id(rel.outer)] * rel.inner.extent + value[id(rel.inner)]
+            if rel.outer.extent * rel.inner.extent > rel.parent.extent:
+                bounds.insert(0, value[id(rel.parent)] < rel.parent.extent)
     if id(root) not in value:
         raise ScheduleError(f"rfactor: cannot express axis {root.name} from loop {loop.name}")
     root_value = value[id(root)]
     cond = None
-    covered = 1
-    for lv in derived:
-        covered *= lv.extent
-    if covered != root.extent:
-        cond = root_value < root.extent
+    for bound in bounds:
+        cond = bound if cond is None else n.And(cond, bound)
     if factor_axis < 0 or factor_axis > len(op.axes):
         raise ScheduleError(f"rfactor: factor_axis={factor_axis} is out of range "
                             f"0..{len(op.axes)}")

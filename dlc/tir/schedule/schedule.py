@@ -369,6 +369,15 @@ class Schedule:
             raise ScheduleError(f"vectorize {stage.name}.{lv.name}: {lv.extent} lanes is more "
                                 f"than {MAX_VECTOR_LANES}; split the loop and vectorize the "
                                 "inner part")
+        pos = stage.leaves.index(lv)
+        for k, other in enumerate(stage.leaves):
+            if other is not lv and other.kind is ForKind.VECTORIZED:
+                raise ScheduleError(f"vectorize {stage.name}.{lv.name}: loop {other.name} of the "
+                                    "same stage is already vectorized; nested vectorized loops "
+                                    "are not supported (fuse them and vectorize the fused loop)")
+            if k > pos and other.kind is ForKind.PARALLEL:
+                raise ScheduleError(f"vectorize {stage.name}.{lv.name}: it contains the parallel "
+                                    f"loop {other.name}; vectorize an inner loop instead")
         self._annotate(loop, ForKind.VECTORIZED, "vectorize")
         self._record({"primitive": "vectorize", "stage": stage.name, "loop": lv.name})
 
@@ -390,11 +399,16 @@ class Schedule:
                 f"parallel {stage.name}.{lv.name}: it is a reduction loop; threads would race "
                 f"on {stage.name} (a loop-carried dependency); parallelize a spatial loop, or "
                 "rfactor the reduction first")
-        for other in stage.leaves:
+        pos = stage.leaves.index(lv)
+        for k, other in enumerate(stage.leaves):
             if other is not lv and other.kind is ForKind.PARALLEL:
                 raise ScheduleError(f"parallel {stage.name}.{lv.name}: loop {other.name} of "
                                     "the same stage is already parallel; nested parallel "
                                     "loops are not supported (fuse them instead)")
+            if k < pos and other.kind is ForKind.VECTORIZED:
+                raise ScheduleError(f"parallel {stage.name}.{lv.name}: it is inside the "
+                                    f"vectorized loop {other.name}; a vector lane cannot start "
+                                    "threads. Parallelize a loop outside it")
         self._annotate(loop, ForKind.PARALLEL, "parallel")
         self._record({"primitive": "parallel", "stage": stage.name, "loop": lv.name})
 
@@ -557,6 +571,10 @@ class Schedule:
         if any(s.attach.stage == stage.name for s in self.stages.values()):
             raise ScheduleError(f"rfactor {stage.name}: stages are computed at its loops; "
                                 "compute_root them first")
+        if _integer(factor_axis) is None:
+            raise ScheduleError(f"rfactor {stage.name}: factor_axis must be an integer, got "
+                                f"{factor_axis!r}")
+        factor_axis = _integer(factor_axis)
         rf_op, final_op = dataflow.rfactor_ops(stage, lv, factor_axis, f"{stage.name}.rf")
         rf = self._new_stage(rf_op, "global")
         if rf.op is not rf_op:

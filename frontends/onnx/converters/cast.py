@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from dlc.frontends.onnx.registry import converter, passthrough
-from dlc.frontends.onnx.types import dlc_dtype
 
 from dlc.errors import ModelError, UnsupportedOpError
+from dlc.frontends.onnx.registry import converter, passthrough
+from dlc.frontends.onnx.types import dlc_dtype
 from dlc.graph.ir import TensorType
 
 passthrough("Identity", since=1)

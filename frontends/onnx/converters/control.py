@@ -9,7 +9,6 @@ attributes; later versions only add types).
 """
 
 from dlc.frontends.onnx.registry import converter
-
 from dlc.ops.control import capture_outer
 
 

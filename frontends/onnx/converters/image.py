@@ -2,9 +2,9 @@
 Col2Im, CenterCropPad (dlc/ops/image.py)."""
 
 import numpy as np
-from dlc.frontends.onnx.registry import converter, passthrough
 
 from dlc.errors import ModelError
+from dlc.frontends.onnx.registry import converter, passthrough
 
 # Resize 11 added the coordinate modes and the roi/sizes inputs, 13 made roi and scales
 # optional, 18 added antialias/axes/keep_aspect_ratio_policy, 19 half_pixel_symmetric: the

@@ -7,6 +7,7 @@ ops) are out of scope; each op registers from its first version with today's sem
 from __future__ import annotations
 
 import numpy as np
+
 from dlc.frontends.onnx.registry import converter, passthrough
 
 _SINCE = {

@@ -1,9 +1,8 @@
 """Neural-network operators: convolution, pooling, matrix products, attention,
 normalization, softmax and losses."""
 
-from dlc.frontends.onnx.registry import converter, passthrough
-
 from dlc.errors import ModelError, UnsupportedOpError
+from dlc.frontends.onnx.registry import converter, passthrough
 
 # == convolution, pooling, matrix products, attention (dlc/ops/conv.py, pooling.py,
 # matmul.py, attention.py) =====================================================================
@@ -107,11 +106,11 @@ passthrough("RotaryEmbedding", since=23)
 import math as _math  # noqa: E402
 
 import numpy as _np  # noqa: E402
-from dlc.frontends.onnx.registry import converter as _converter  # noqa: E402
-from dlc.frontends.onnx.registry import passthrough as _passthrough  # noqa: E402
 
 from dlc.errors import ModelError as _ModelError  # noqa: E402
 from dlc.errors import UnsupportedOpError as _UnsupportedOpError  # noqa: E402
+from dlc.frontends.onnx.registry import converter as _converter  # noqa: E402
+from dlc.frontends.onnx.registry import passthrough as _passthrough  # noqa: E402
 
 
 def _coerced_to_2d(op: str):

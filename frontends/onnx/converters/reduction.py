@@ -9,6 +9,7 @@ integers in 28), so one passthrough covers them.
 from __future__ import annotations
 
 import numpy as np
+
 from dlc.frontends.onnx.registry import converter, passthrough
 
 #: op -> first opset with ``axes`` as an input

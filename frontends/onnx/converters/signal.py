@@ -5,6 +5,7 @@ input (default -2).
 """
 
 import numpy as np
+
 from dlc.frontends.onnx.registry import converter, passthrough
 from dlc.frontends.onnx.types import dlc_dtype
 

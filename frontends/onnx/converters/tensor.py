@@ -8,10 +8,10 @@ Slice-1, Pad-2, TopK-1 k) are converted by turning the attribute into a constant
 from __future__ import annotations
 
 import numpy as np
-from dlc.frontends.onnx.registry import converter, passthrough
-from dlc.frontends.onnx.types import dlc_dtype
 
 from dlc.errors import ModelError, UnsupportedOpError
+from dlc.frontends.onnx.registry import converter, passthrough
+from dlc.frontends.onnx.types import dlc_dtype
 
 for _op, _since in (("Flatten", 1), ("Transpose", 1), ("Expand", 8), ("Shape", 1),
                     ("Size", 1), ("ConstantOfShape", 9), ("Range", 11), ("Concat", 4),

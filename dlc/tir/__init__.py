@@ -1,0 +1,1 @@
+"""The loop IR: statements, schedules, lowering passes, printer and interpreter."""
