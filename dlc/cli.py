@@ -62,12 +62,9 @@ def cmd_compile(args) -> int:
         raise UsageError(f"{args.model}: no such file")
     out = args.output or os.path.splitext(args.model)[0] + ".dlc"
     _check_writable(out)
-    target = args.target
-    if args.opt_level is not None:
-        target = f"{target} -opt-level={args.opt_level}"
     start = time.perf_counter()
-    model = dlc.compile(args.model, target=target, input_shapes=shapes or None,
-                        tuning_log=args.tuning_log,
+    model = dlc.compile(args.model, target=args.target, input_shapes=shapes or None,
+                        tuning_log=args.tuning_log, opt_level=args.opt_level,
                         progress=_progress(sys.stderr.isatty() and not args.quiet))
     seconds = time.perf_counter() - start
     if not isinstance(model, CompiledModel):
@@ -258,7 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="ONNX model file")
     p.add_argument("-o", "--output", help="artifact path (default: MODEL.dlc)")
     p.add_argument("--target", default="llvm", help="target, e.g. 'llvm -mcpu=znver4'")
-    p.add_argument("--opt-level", type=int, choices=range(0, 4), help="LLVM optimization level")
+    p.add_argument("--opt-level", type=int, choices=range(0, 4), default=3,
+                   help="graph optimization level: 0 none, 1 cleanups, 2 fusion, 3 layouts "
+                        "(default 3)")
     p.add_argument("--input-shape", action="append", metavar="NAME=1x3x224x224",
                    help="concrete shape of an input (repeatable)")
     p.add_argument("--tuning-log", help="apply the best schedules from a tuning log (JSONL)")

@@ -18,8 +18,9 @@ from dlc.graph.ir import Graph
 from dlc.graph.passes.infer_types import infer_types, untyped_nodes
 from dlc.target import Target
 
-#: Graph passes run before lowering, in order.
-GRAPH_PIPELINE: list = []
+#: Graph passes run before lowering, in order, each with the lowest ``opt_level`` that
+#: runs it: 1 cleanups, 2 fusion, 3 layout changes.
+GRAPH_PIPELINE: list = []  # [(level, pass_fn)]
 
 
 def import_model(model, input_shapes=None) -> Graph:
@@ -40,22 +41,38 @@ def import_model(model, input_shapes=None) -> Graph:
     return from_onnx(model, input_shapes=input_shapes)
 
 
-def run_graph_passes(graph: Graph) -> Graph:
-    from dlc.tir.lower import run_passes as _unused  # noqa: F401  (keeps DLC_DUMP_IR docs)
+def run_graph_passes(graph: Graph, opt_level: int = 3) -> Graph:
+    """Run the GRAPH_PIPELINE passes enabled at ``opt_level``; with DLC_DUMP_IR=dir, write
+    the graph after each ("(unchanged)" when a pass did nothing)."""
+    import os
 
-    for pass_fn in GRAPH_PIPELINE:
-        graph = pass_fn(graph)
+    from dlc import env
+
+    dump = env.dump_ir_dir()
+    for k, (level, pass_fn) in enumerate(GRAPH_PIPELINE):
+        if level > opt_level:
+            continue
+        new = pass_fn(graph)
+        if dump:
+            os.makedirs(dump, exist_ok=True)
+            path = os.path.join(dump, f"{graph.name}.graph.{k:02d}.{pass_fn.__name__}.txt")
+            with open(path, "w") as f:
+                f.write("(unchanged)\n" if new is graph else str(new) + "\n")
+        graph = new
     return graph
 
 
 def compile(model, target=None, input_shapes=None, name: str | None = None,  # noqa: A001
-            tuning_log=None, progress=None):
+            tuning_log=None, progress=None, opt_level: int = 3):
     """Compile a model for ``target`` ("llvm", the default, is this CPU).
 
     ``input_shapes`` gives concrete shapes for inputs with symbolic dimensions;
     ``tuning_log`` (a JSONL file) supplies measured schedules that replace the defaults;
-    ``progress(done, total, what)`` is called as kernels are lowered.
+    ``progress(done, total, what)`` is called as kernels are lowered; ``opt_level``
+    (0-3) selects the graph passes (0: none, each node its own kernel).
     """
+    if opt_level not in (0, 1, 2, 3):
+        raise DlcError(f"opt_level must be 0, 1, 2 or 3, got {opt_level!r}")
     from dlc.compiler.model import CompiledModel, DynamicModel
 
     target = Target.parse(target)
@@ -69,7 +86,7 @@ def compile(model, target=None, input_shapes=None, name: str | None = None,  # n
     graph = infer_types(source)
     if untyped_nodes(graph):
         return DynamicModel(graph, target, tuning)
-    graph = run_graph_passes(graph)
+    graph = run_graph_passes(graph, opt_level)
     compiled = CompiledModel.from_graph(graph, target, name=name, tuning=tuning,
                                         progress=progress)
     compiled.source_graph = source
@@ -77,7 +94,8 @@ def compile(model, target=None, input_shapes=None, name: str | None = None,  # n
     return compiled
 
 
-def inspect_stage(model, stage: str, input_shapes=None, target=None) -> str:
+def inspect_stage(model, stage: str, input_shapes=None, target=None,
+                  opt_level: int = 3) -> str:
     """Text of a model at a pipeline stage: "graph" (imported, typed), "fused" (after the
     graph passes), "loops" (loop IR of every kernel) or "llvm" (LLVM IR)."""
     from dlc.compiler.kernels import ident, node_kernel
@@ -89,7 +107,7 @@ def inspect_stage(model, stage: str, input_shapes=None, target=None) -> str:
     if untyped_nodes(graph):
         raise DlcError("this model's types depend on run-time values; only --stage graph "
                        "can be shown")
-    graph = run_graph_passes(graph)
+    graph = run_graph_passes(graph, opt_level)
     if stage == "fused":
         return str(graph)
     kernels = [node_kernel(graph, node, f"k{k}_{ident(node.name or node.op)}")
