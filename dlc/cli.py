@@ -81,7 +81,9 @@ def cmd_compile(args) -> int:
     print(f"  kernels:        {len(model.kernels)}")
     print(f"  compile time:   {seconds:.2f} s")
     print(f"  artifact size:  {_human(size)}")
-    print(f"  planned memory: {_human(model.executor.plan['arena_bytes'])} of intermediates")
+    plan = model.memory_plan()
+    print(f"  planned memory: {_human(plan['arena_bytes'])} of intermediates "
+          f"({_human(plan['without_reuse_bytes'])} without buffer reuse)")
     return EXIT_OK
 
 

@@ -15,12 +15,15 @@ import time
 
 from dlc.errors import DlcError
 from dlc.graph.ir import Graph
+from dlc.graph.passes.fuse_ops import fuse_ops
 from dlc.graph.passes.infer_types import infer_types, untyped_nodes
 from dlc.target import Target
 
 #: Graph passes run before lowering, in order, each with the lowest ``opt_level`` that
 #: runs it: 1 cleanups, 2 fusion, 3 layout changes.
-GRAPH_PIPELINE: list = []  # [(level, pass_fn)]
+GRAPH_PIPELINE: list = [  # [(level, pass_fn)]
+    (2, fuse_ops),
+]
 
 
 def import_model(model, input_shapes=None) -> Graph:

@@ -23,10 +23,13 @@ def register_schedule(name: str):
     return wrap
 
 
-def apply_schedule(name: str, sch, outputs):
+def apply_schedule(name: str, sch, outputs, anchor=None):
+    """Schedule a kernel: ``outputs`` are its output tensors, ``anchor`` the tensor of the
+    op whose schedule ``name`` is (a fused group's convolution, say; default: the first
+    output). Schedules take ``(sch, outputs, anchor)``."""
     try:
         fn = SCHEDULES[name]
     except KeyError:
         raise DlcError(f"no schedule named {name!r}; known: {', '.join(sorted(SCHEDULES))}") \
             from None
-    return fn(sch, outputs)
+    return fn(sch, outputs, anchor if anchor is not None else outputs[0])

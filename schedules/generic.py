@@ -14,7 +14,7 @@ VECTOR_LANES = {"float32": 16, "int32": 16, "float64": 8, "int64": 8, "float16":
 PARALLEL_MIN_ELEMENTS = 1 << 14
 
 
-def schedule_generic(sch: Schedule, outputs) -> Schedule:
+def schedule_generic(sch: Schedule, outputs, anchor=None) -> Schedule:
     """Apply the default schedule to every stage of ``sch`` (see module docstring)."""
     readers = _readers(sch)
     for stage in sch.stage_order():

@@ -98,7 +98,9 @@ def node_kernel(graph: Graph, node: Node, name: str, tuning: dict | None = None)
             raise ScheduleError(f"tuning record {record.get('_line', '')} does not apply to "
                                 f"node {node.name!r}: {err}") from None
     else:
-        apply_schedule(op.schedule, sch, real_outputs)
+        anchor = getattr(ctx, "anchor_tensor", None)
+        schedule = getattr(ctx, "anchor_schedule", op.schedule)
+        apply_schedule(schedule, sch, real_outputs, anchor)
     func = lower(sch)
     arg_names = [x for x, _ in in_args] + [nm for _, nm in kept]
     return Kernel(name, func, arg_names)

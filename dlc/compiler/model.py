@@ -60,6 +60,10 @@ class CompiledModel:
                 raise InternalError(f"while compiling node {node.name!r} ({node.op}): "
                                     f"{type(err).__name__}: {err}") from err
         locations, weights, arena = assign_locations(graph, kernels)
+        from dlc.compiler.plan import lifetimes, memory_report
+
+        spans = lifetimes(graph, kernels, {n: loc for n, loc in locations.items()
+                                           if loc[0] != "arena"})
         entry = "dlc_run_" + ident(name or graph.name)
         calls = [(kernel_symbol(k.name), [locations[a] for a in k.args]) for k in kernels]
         plan = {
@@ -67,6 +71,7 @@ class CompiledModel:
             "inputs": [_spec(graph, n) for n in graph.inputs],
             "outputs": [_spec(graph, n) for n in graph.outputs],
             "arena_bytes": arena,
+            "memory": memory_report(spans, arena),
             "copies": output_copies(graph, locations),
         }
         module = None
@@ -85,6 +90,11 @@ class CompiledModel:
     @property
     def module(self):
         return self.executor.module
+
+    def memory_plan(self) -> dict:
+        """Peak bytes of intermediates with buffer reuse (``arena_bytes``) and without it
+        (``without_reuse_bytes``), and the number of intermediate tensors."""
+        return dict(self.executor.plan["memory"])
 
     def save(self, path) -> int:
         """Write a one-file artifact (see docs/reference/artifact.md); returns its size."""

@@ -39,14 +39,51 @@ def assign_locations(graph: Graph, kernels) -> tuple[dict, np.ndarray, int]:
     for name, offset in weight_offsets.items():
         value = graph.constants[name]
         blob[offset:offset + value.nbytes] = np.frombuffer(value.tobytes(), dtype=np.uint8)
-    arena = 0
-    for kernel in kernels:
-        for name in kernel.args:
-            if name not in locations:
-                t = graph.types[name]
-                locations[name] = ["arena", arena]
-                arena = _align(arena + max(t.size * dtypes.itemsize(t.dtype), 1))
+    intervals = lifetimes(graph, kernels, locations)
+    offsets, arena = plan_arena(intervals)
+    for name, offset in offsets.items():
+        locations[name] = ["arena", offset]
     return locations, blob, arena
+
+
+def lifetimes(graph: Graph, kernels, locations: dict) -> dict:
+    """Arena tensors -> (first kernel, last kernel, bytes)."""
+    spans: dict = {}
+    for k, kernel in enumerate(kernels):
+        for name in kernel.args:
+            if name in locations:
+                continue
+            t = graph.types[name]
+            size = _align(max(t.size * dtypes.itemsize(t.dtype), 1))
+            first, _, _ = spans.get(name, (k, k, size))
+            spans[name] = (first, k, size)
+    return spans
+
+
+def plan_arena(spans: dict) -> tuple[dict, int]:
+    """Offsets for tensors with lifetimes: two tensors share bytes only if no kernel uses
+    both. Greedy by size: largest first, each at the lowest offset that does not overlap
+    a placed tensor whose lifetime intersects its own."""
+    placed: list = []  # (offset, size, first, last)
+    offsets = {}
+    for name, (first, last, size) in sorted(spans.items(),
+                                            key=lambda kv: (-kv[1][2], kv[1][0], kv[0])):
+        conflicts = sorted((o, sz) for o, sz, f, lst in placed if f <= last and first <= lst)
+        offset = 0
+        for o, sz in conflicts:
+            if offset + size <= o:
+                break
+            offset = max(offset, o + sz)
+        placed.append((offset, size, first, last))
+        offsets[name] = offset
+    arena = max((o + sz for o, sz, _, _ in placed), default=0)
+    return offsets, arena
+
+
+def memory_report(spans: dict, arena: int) -> dict:
+    return {"arena_bytes": arena,
+            "without_reuse_bytes": sum(size for _, _, size in spans.values()),
+            "tensors": len(spans)}
 
 
 def output_copies(graph: Graph, locations: dict) -> list:

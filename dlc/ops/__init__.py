@@ -6,6 +6,7 @@ from dlc.ops import (  # noqa: F401
     control,
     conv,
     elementwise,
+    fused,
     host,
     image,
     indexing,
