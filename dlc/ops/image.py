@@ -129,6 +129,12 @@ def antialias_taps(mode: str, scale: float) -> int:
 
 @register
 class Resize(OpDef):
+    """Resize with ONNX's opset 19 semantics (see the module docstring). Output sizes from
+    ``scales`` are ``floor(size * scale)``; with tf_crop_and_resize, the spec's
+    ``floor(size * (roi_end - roi_start) * scale)`` (ONNX's reference and onnxruntime
+    leave the roi extent out; with ``sizes`` all agree). Integer inputs are interpolated
+    in float64, then rounded half to even and saturated, like ONNX's saturate_cast."""
+
     name = "Resize"
     pattern = INJECTIVE
     num_inputs = (1, 4)

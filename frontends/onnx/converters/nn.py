@@ -35,6 +35,7 @@ def conv_transpose_v1(cx, node):
         attrs.pop("pads", None)
     cx.emit("ConvTranspose", node.input, node.output, attrs)
 
+
 # Pooling: later versions only added attributes whose defaults give the earlier behaviour
 # (storage_order/Indices 8, ceil_mode/dilations 10, count_include_pad 7).
 for _op in ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "MaxRoiPool"):
