@@ -93,7 +93,7 @@ def build_funcs(funcs: list, target: Target, entries=(), extra_metadata=None):
     specs = []
     readable = []
     for func in funcs:
-        readable.append(str(func))
+        readable.append(func)
         written = _output_params(func)
         prepped = prepare(func)
         symbol = kernel_symbol(func.name)
@@ -116,5 +116,5 @@ def build_funcs(funcs: list, target: Target, entries=(), extra_metadata=None):
         libs.insert(0, machine.libgomp_path())
     library = machine.link_shared([obj], libs)
     sources = {"ll": str(mod), "asm": lambda: machine.emit_assembly(mod, tm),
-               "tir": "\n\n".join(readable)}
+               "tir": lambda: "\n\n".join(str(f) for f in readable)}
     return Module(library, metadata, sources)

@@ -6,38 +6,64 @@ from dlc import dtypes
 from dlc.expr import nodes as n
 
 
-def structural_key(e):
-    """A hashable key equal for structurally identical expressions (Vars by identity)."""
+_INTERN: dict = {}
+_NEXT_ID = [0]
+_INTERN_LIMIT = 1 << 20
+
+
+def structural_key(e) -> int:
+    """A key equal for structurally identical expressions (Vars and buffers by identity).
+
+    Keys are interned integers, computed once per distinct subexpression, so shared
+    subexpressions (expressions are DAGs) cost nothing extra. Float constants compare by
+    bits, so 0.0 and -0.0 differ.
+    """
+    return _key(e, {})
+
+
+def _intern(shape: tuple) -> int:
+    key = _INTERN.get(shape)
+    if key is None:
+        if len(_INTERN) > _INTERN_LIMIT:
+            _INTERN.clear()  # fresh numbers never alias old keys: only equality is lost
+        _NEXT_ID[0] += 1
+        key = _INTERN[shape] = _NEXT_ID[0]
+    return key
+
+
+def _key(e, memo: dict) -> int:
+    hit = memo.get(id(e))
+    if hit is not None and hit[0] is e:
+        return hit[1]
     if isinstance(e, n.Const):
-        return ("C", e.value, e.dtype)
-    if isinstance(e, n.Var):
-        return ("V", id(e))
-    if isinstance(e, n.BufferLoad):
-        pred = structural_key(e.predicate) if e.predicate is not None else None
-        return ("L", id(e.buffer), tuple(structural_key(i) for i in e.indices), pred)
-    if isinstance(e, n.TensorRead):
-        return ("T", id(e.tensor), tuple(structural_key(i) for i in e.indices))
-    if isinstance(e, (n.Call,)):
-        return ("F", e.name, e.dtype, tuple(structural_key(a) for a in e.args))
-    if isinstance(e, (n.Cast, n.Reinterpret)):
-        return (type(e).__name__, e.dtype, structural_key(e.value))
-    if isinstance(e, (n.Ramp,)):
-        return ("R", structural_key(e.base), structural_key(e.stride), e.lanes)
-    if isinstance(e, n.Broadcast):
-        return ("B", structural_key(e.value), e.lanes)
-    if isinstance(e, n.Reduce):
-        cond = structural_key(e.condition) if e.condition is not None else None
-        return ("Red", e.combiner, structural_key(e.source), tuple(id(a) for a in e.axes), cond)
-    parts = [type(e).__name__]
-    for name in n.child_fields(e):
-        child = getattr(e, name)
-        if isinstance(child, tuple):
-            parts.append(tuple(structural_key(c) for c in child))
-        elif child is None:
-            parts.append(None)
-        else:
-            parts.append(structural_key(child))
-    return tuple(parts)
+        value = e.value
+        shape = ("C", value.hex() if isinstance(value, float) else value, e.dtype)
+    elif isinstance(e, n.Var):
+        shape = ("V", id(e))
+    else:
+        parts = [type(e).__name__, getattr(e, "dtype", None)]
+        if isinstance(e, n.BufferLoad):
+            parts.append(id(e.buffer))
+        elif isinstance(e, n.TensorRead):
+            parts.append(id(e.tensor))
+        elif isinstance(e, n.Call):
+            parts.append(e.name)
+        elif isinstance(e, (n.Ramp, n.Broadcast)):
+            parts.append(e.lanes)
+        elif isinstance(e, n.Reduce):
+            parts.extend((e.combiner, tuple(id(a) for a in e.axes)))
+        for name in n.child_fields(e):
+            child = getattr(e, name)
+            if isinstance(child, tuple):
+                parts.append(tuple(_key(c, memo) for c in child))
+            elif child is None:
+                parts.append(None)
+            else:
+                parts.append(_key(child, memo))
+        shape = tuple(parts)
+    key = _intern(shape)
+    memo[id(e)] = (e, key)
+    return key
 
 
 def structural_equal(a, b) -> bool:

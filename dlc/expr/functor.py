@@ -24,12 +24,40 @@ def find_method(obj, cls):
     return None if name is None else getattr(obj, name)
 
 
+def memoized(visitor, expr, compute):
+    """Evaluate ``compute()`` for ``expr`` once per top-level expression: expressions are
+    DAGs (a subexpression used twice is one node), so walking them as trees can take
+    exponential time. The memo lives while one top-level expression is visited, so
+    visitors whose state changes between expressions (loop ranges) stay correct; visitors
+    whose state changes *within* an expression set ``memoize = False``."""
+    if not getattr(visitor, "memoize", True):
+        return compute()
+    state = visitor.__dict__
+    depth = state.get("_memo_depth", 0)
+    if depth == 0:
+        state["_memo"] = {}
+    memo = state["_memo"]
+    hit = memo.get(id(expr))
+    if hit is not None and hit[0] is expr:
+        return hit[1]
+    state["_memo_depth"] = depth + 1
+    try:
+        result = compute()
+    finally:
+        state["_memo_depth"] = depth
+    memo[id(expr)] = (expr, result)
+    return result
+
+
 class ExprVisitor:
     """Walks an expression tree. Override ``visit_<ClassName>`` for the nodes of interest
     (a method for a base class also receives its subclasses); the default visits every
-    child."""
+    child. A node shared by several parents is visited once per top-level expression."""
 
     def visit(self, expr):
+        return memoized(self, expr, lambda: self._dispatch(expr))
+
+    def _dispatch(self, expr):
         method = find_method(self, type(expr))
         if method is None:
             return self.generic_visit(expr)
@@ -48,9 +76,13 @@ class ExprVisitor:
 
 
 class ExprMutator:
-    """Rebuilds an expression tree bottom-up; unchanged subtrees are returned as is."""
+    """Rebuilds an expression tree bottom-up; unchanged subtrees are returned as is, and a
+    shared subexpression is rebuilt once (the result stays shared)."""
 
     def visit(self, expr):
+        return memoized(self, expr, lambda: self._dispatch(expr))
+
+    def _dispatch(self, expr):
         method = find_method(self, type(expr))
         if method is None:
             return self.generic_visit(expr)

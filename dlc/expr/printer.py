@@ -13,8 +13,52 @@ _PRECEDENCE = {
 _FUNCTION_STYLE = {"min", "max", "%t"}
 
 
-def expr_to_str(expr) -> str:
-    return _fmt(expr, 0)
+def expr_to_str(expr, names: dict | None = None) -> str:
+    """Text of an expression; ``names`` maps id(subexpression) -> a name printed instead
+    (for subexpressions shared in a DAG, see shared_subexpressions)."""
+    global _NAMES
+    saved, _NAMES = _NAMES, names or {}
+    try:
+        return _fmt(expr, 0)
+    finally:
+        _NAMES = saved
+
+
+_NAMES: dict = {}
+
+
+def shared_subexpressions(*exprs, min_size: int = 12) -> list:
+    """Subexpressions of at least ``min_size`` nodes (as a tree) reached through more than
+    one parent, children first: printing them once keeps DAG-shaped expressions small."""
+    parents: dict = {}
+    order: list = []
+    seen: set = set()
+
+    def walk(e):
+        if e is None or not isinstance(e, n.Expr):
+            return
+        parents[id(e)] = parents.get(id(e), 0) + 1
+        if id(e) in seen:
+            return
+        seen.add(id(e))
+        for name in n.child_fields(e):
+            child = getattr(e, name)
+            for c in (child if isinstance(child, tuple) else (child,)):
+                walk(c)
+        order.append(e)
+
+    for e in exprs:
+        walk(e)
+    sizes: dict = {}
+    for e in order:  # children come first
+        total = 1
+        for name in n.child_fields(e):
+            child = getattr(e, name)
+            for c in (child if isinstance(child, tuple) else (child,)):
+                if isinstance(c, n.Expr):
+                    total += sizes[id(c)]
+        sizes[id(e)] = min(total, 1 << 30)
+    return [e for e in order if parents[id(e)] > 1 and sizes[id(e)] >= min_size]
 
 
 def _const_str(c: n.Const) -> str:
@@ -33,6 +77,9 @@ def _const_str(c: n.Const) -> str:
 
 
 def _fmt(e, parent_prec: int) -> str:
+    name = _NAMES.get(id(e))
+    if name is not None:
+        return name
     if isinstance(e, n.Const):
         return _const_str(e)
     if isinstance(e, n.Var):

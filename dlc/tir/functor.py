@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from dlc.expr import nodes as n
-from dlc.expr.functor import ExprMutator, ExprVisitor, find_method
+from dlc.expr.functor import ExprMutator, ExprVisitor, find_method, memoized
 from dlc.tir import stmt as s
 
 
@@ -13,6 +13,11 @@ class StmtVisitor(ExprVisitor):
     """Visits statements and their expressions; dispatches on ``visit_<ClassName>``."""
 
     def visit(self, node):
+        if isinstance(node, n.Expr):
+            return memoized(self, node, lambda: self._dispatch_any(node))
+        return self._dispatch_any(node)
+
+    def _dispatch_any(self, node):
         method = find_method(self, type(node))
         if method is not None:
             return method(node)
@@ -38,6 +43,11 @@ class StmtMutator(ExprMutator):
     """Rebuilds statements bottom-up; unchanged subtrees are kept."""
 
     def visit(self, node):
+        if isinstance(node, n.Expr):
+            return memoized(self, node, lambda: self._dispatch_any(node))
+        return self._dispatch_any(node)
+
+    def _dispatch_any(self, node):
         method = find_method(self, type(node))
         if method is not None:
             return method(node)

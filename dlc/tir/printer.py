@@ -37,6 +37,18 @@ def _range(f: s.For) -> str:
     return f"{f.kind.value}({bounds})"
 
 
+def _let_shared(pad: str, lines: list, *exprs) -> dict:
+    """Print subexpressions used more than once as ``%k = ...`` lines; returns the names."""
+    from dlc.expr.printer import shared_subexpressions
+
+    names: dict = {}
+    for k, e in enumerate(shared_subexpressions(*exprs)):
+        text = expr_to_str(e, names)
+        names[id(e)] = f"%{k}"
+        lines.append(f"{pad}%{k} = {text}")
+    return names
+
+
 def _emit(node: s.Stmt, depth: int, lines: list[str]) -> None:
     pad = _INDENT * depth
     if isinstance(node, s.SeqStmt):
@@ -46,10 +58,11 @@ def _emit(node: s.Stmt, depth: int, lines: list[str]) -> None:
         lines.append(f"{pad}for {node.var.name} in {_range(node)}:")
         _emit(node.body, depth + 1, lines)
     elif isinstance(node, s.BufferStore):
-        idx = ", ".join(expr_to_str(i) for i in node.indices)
-        text = f"{pad}{node.buffer.name}[{idx}] = {expr_to_str(node.value)}"
+        names = _let_shared(pad, lines, node.value, node.predicate, *node.indices)
+        idx = ", ".join(expr_to_str(i, names) for i in node.indices)
+        text = f"{pad}{node.buffer.name}[{idx}] = {expr_to_str(node.value, names)}"
         if node.predicate is not None:
-            text += f"  if {expr_to_str(node.predicate)}"
+            text += f"  if {expr_to_str(node.predicate, names)}"
         lines.append(text)
     elif isinstance(node, s.Allocate):
         b = node.buffer

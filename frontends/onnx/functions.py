@@ -73,6 +73,7 @@ def expand_function(cx, node, domain: str, opsets: dict) -> None:
     body_opsets = dict(opsets)
     for imp in proto.opset_import:
         body_opsets["" if imp.domain in ("", "ai.onnx") else imp.domain] = imp.version
+    attributes = {**defaults, **caller_attrs}
     for inner in proto.node:
         new = onnx.NodeProto()
         new.CopyFrom(inner)
@@ -80,20 +81,32 @@ def expand_function(cx, node, domain: str, opsets: dict) -> None:
         del new.output[:]
         new.input.extend(_renamed(x, rename, prefix) for x in inner.input)
         new.output.extend(_renamed(x, rename, prefix) for x in inner.output)
-        del new.attribute[:]
-        for attr in inner.attribute:
-            if attr.ref_attr_name:
-                source = caller_attrs.get(attr.ref_attr_name) or defaults.get(attr.ref_attr_name)
-                if source is None:
-                    continue
-                copy = onnx.AttributeProto()
-                copy.CopyFrom(source)
-                copy.name = attr.name
-                new.attribute.append(copy)
-            else:
-                new.attribute.append(attr)
+        _substitute_attributes(new, attributes)
+        for sub in _subgraphs(new):
+            _rename_free_names(sub, attributes, rename, prefix, set())
         new.name = f"{prefix}/{inner.name or inner.op_type}"
         cx.convert_node(new, body_opsets)
+
+
+def _substitute_attributes(node, attributes: dict) -> None:
+    """Replace, in place, the attributes of a body node that refer to the function's
+    attributes by the caller's values (or the defaults; dropped when neither is set)."""
+    import onnx
+
+    kept = []
+    for attr in node.attribute:
+        if attr.ref_attr_name:
+            source = attributes.get(attr.ref_attr_name)
+            if source is None:
+                continue
+            copy = onnx.AttributeProto()
+            copy.CopyFrom(source)
+            copy.name = attr.name
+            kept.append(copy)
+        else:
+            kept.append(attr)
+    del node.attribute[:]
+    node.attribute.extend(kept)
 
 
 def _renamed(name: str, rename: dict, prefix: str) -> str:
@@ -102,3 +115,56 @@ def _renamed(name: str, rename: dict, prefix: str) -> str:
     if name in rename:
         return rename[name]
     return f"{prefix}/{name}"
+
+
+def _subgraphs(node) -> list:
+    return [g for attr in node.attribute
+            for g in ([attr.g] if attr.type == 5 else list(attr.graphs))]
+
+
+def _rename_free_names(graph, attributes: dict, rename: dict, prefix: str,
+                       bound: set) -> None:
+    """In a subgraph of a body node (a copy): rename the body names it reads like the
+    body's own (names it defines itself shadow them) and substitute attribute
+    references, in its subgraphs too."""
+    local = set(bound)
+    local.update(i.name for i in graph.input)
+    local.update(i.name for i in graph.initializer)
+    local.update(o for node in graph.node for o in node.output)
+    for node in graph.node:
+        for k, name in enumerate(node.input):
+            if name and name not in local:
+                node.input[k] = _renamed(name, rename, prefix)
+        _substitute_attributes(node, attributes)
+        for sub in _subgraphs(node):
+            _rename_free_names(sub, attributes, rename, prefix, local)
+    for out in graph.output:
+        if out.name not in local:
+            out.name = _renamed(out.name, rename, prefix)
+
+
+def _rename_captures(attr, rename_outer) -> None:
+    """Rename, inside a graph attribute, the names it reads from the enclosing function
+    (those not defined in the subgraph itself), in place."""
+    graphs = [attr.g] if attr.type == 5 else list(attr.graphs) if attr.type == 10 else []
+    for g in graphs:
+        _rename_graph_captures(g, rename_outer, set())
+
+
+def _rename_graph_captures(g, rename_outer, outer_local: set) -> None:
+    local = set(outer_local)
+    local.update(i.name for i in g.input)
+    local.update(i.name for i in g.initializer)
+    for node in g.node:
+        local.update(x for x in node.output if x)
+    for node in g.node:
+        for k, x in enumerate(node.input):
+            if x and x not in local:
+                node.input[k] = rename_outer(x)
+        for attr in node.attribute:
+            subs = [attr.g] if attr.type == 5 else list(attr.graphs) if attr.type == 10 else []
+            for sub in subs:
+                _rename_graph_captures(sub, rename_outer, local)
+    for out in g.output:
+        if out.name not in local:
+            out.name = rename_outer(out.name)

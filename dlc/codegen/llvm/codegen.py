@@ -203,6 +203,7 @@ class FunctionEmitter:
         method = getattr(self, "stmt_" + type(node).__name__, None)
         if method is None:
             raise CodegenError(f"LLVM codegen cannot emit {type(node).__name__}")
+        self._values = {}  # a value computed for one statement is reused within it only
         method(node)
 
     def stmt_SeqStmt(self, node):
@@ -404,6 +405,17 @@ class FunctionEmitter:
 
     # -- expressions ---------------------------------------------------------------------
     def expr(self, e):
+        """The LLVM value of ``e``; a subexpression shared within a statement is emitted
+        once (expressions are DAGs)."""
+        cache = self.__dict__.setdefault("_values", {})
+        hit = cache.get(id(e))
+        if hit is not None and hit[0] is e:
+            return hit[1]
+        value = self._emit_expr(e)
+        cache[id(e)] = (e, value)
+        return value
+
+    def _emit_expr(self, e):
         method = getattr(self, "expr_" + type(e).__name__, None)
         if method is None:
             for base in type(e).__mro__:
@@ -715,12 +727,16 @@ class FunctionEmitter:
         else_block = self.fn.append_basic_block("select.else")
         join = self.fn.append_basic_block("select.join")
         bd.cbranch(cond, then_block, else_block)
+        outer_values = self._values  # values made in a branch do not dominate the join
+        self._values = dict(outer_values)
         bd.position_at_end(then_block)
         t = self.expr(e.true_value)
         t_end = bd.block
+        self._values = dict(outer_values)
         bd.position_at_end(else_block)
         f = self.expr(e.false_value)
         f_end = bd.block
+        self._values = outer_values
         lanes = max(_lanes(t), _lanes(f))
         if lanes > 1:
             bd.position_at_end(t_end)

@@ -183,6 +183,8 @@ def _is_affine_candidate(e) -> bool:
 class _ElementwiseVectorizer(ExprMutator):
     """Vectorize an expression lane by lane (loads of vector indices become gathers)."""
 
+    memoize = False  # the active-lane mask changes inside Select branches
+
     def __init__(self, outer: _VectorizeBody):
         self.outer = outer
         self.lanes = outer.lanes
