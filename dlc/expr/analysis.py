@@ -5,7 +5,6 @@ from __future__ import annotations
 from dlc import dtypes
 from dlc.expr import nodes as n
 
-
 _INTERN: dict = {}
 _NEXT_ID = [0]
 _INTERN_LIMIT = 1 << 20
