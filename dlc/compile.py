@@ -15,13 +15,27 @@ import time
 
 from dlc.errors import DlcError
 from dlc.graph.ir import Graph
+from dlc.graph.passes.eliminate_common_subexpressions import eliminate_common_subexpressions
+from dlc.graph.passes.eliminate_dead_nodes import eliminate_dead_nodes
+from dlc.graph.passes.fold_batchnorm import fold_batchnorm
+from dlc.graph.passes.fold_constants import fold_constants
+from dlc.graph.passes.fold_scales import fold_scales
 from dlc.graph.passes.fuse_ops import fuse_ops
 from dlc.graph.passes.infer_types import infer_types, untyped_nodes
+from dlc.graph.passes.recognize_reductions import recognize_reductions
+from dlc.graph.passes.simplify_algebra import simplify_algebra
 from dlc.target import Target
 
 #: Graph passes run before lowering, in order, each with the lowest ``opt_level`` that
 #: runs it: 1 cleanups, 2 fusion, 3 layout changes.
 GRAPH_PIPELINE: list = [  # [(level, pass_fn)]
+    (1, fold_constants),
+    (1, simplify_algebra),
+    (1, recognize_reductions),
+    (1, fold_batchnorm),
+    (1, fold_scales),
+    (1, eliminate_common_subexpressions),
+    (1, eliminate_dead_nodes),
     (2, fuse_ops),
 ]
 
@@ -71,7 +85,8 @@ def compile(model, target=None, input_shapes=None, name: str | None = None,  # n
 
     ``input_shapes`` gives concrete shapes for inputs with symbolic dimensions;
     ``tuning_log`` (a JSONL file) supplies measured schedules that replace the defaults;
-    ``progress(done, total, what)`` is called as kernels are lowered; ``opt_level``
+    ``progress(done, total, what)`` reports the long steps (each kernel lowered, then the
+    native code compiled: ``done`` runs from 0 to ``total`` for each ``what``); ``opt_level``
     (0-3) selects the graph passes (0: none, each node its own kernel).
     """
     if opt_level not in (0, 1, 2, 3):
@@ -98,12 +113,18 @@ def compile(model, target=None, input_shapes=None, name: str | None = None,  # n
 
 
 def inspect_stage(model, stage: str, input_shapes=None, target=None,
-                  opt_level: int = 3) -> str:
+                  opt_level: int = 3, tuning_log=None) -> str:
     """Text of a model at a pipeline stage: "graph" (imported, typed), "fused" (after the
-    graph passes), "loops" (loop IR of every kernel) or "llvm" (LLVM IR)."""
+    graph passes), "loops" (loop IR of every kernel, with the schedules of ``tuning_log``
+    where it has some) or "llvm" (LLVM IR)."""
     from dlc.compiler.kernels import ident, node_kernel
 
     target = Target.parse(target)
+    tuning = None
+    if tuning_log:
+        from dlc.autotune.log import best_records
+
+        tuning = best_records(tuning_log, target.kind)
     graph = infer_types(import_model(model, input_shapes))
     if stage == "graph":
         return str(graph)
@@ -113,7 +134,7 @@ def inspect_stage(model, stage: str, input_shapes=None, target=None,
     graph = run_graph_passes(graph, opt_level)
     if stage == "fused":
         return str(graph)
-    kernels = [node_kernel(graph, node, f"k{k}_{ident(node.name or node.op)}")
+    kernels = [node_kernel(graph, node, f"k{k}_{ident(node.name or node.op)}", tuning)
                for k, node in enumerate(graph.nodes)
                if any(out and graph.types[out].size for out in node.outputs)]
     if stage == "loops":

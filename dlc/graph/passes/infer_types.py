@@ -51,23 +51,32 @@ def infer_types(graph: Graph, fold: bool = True) -> Graph:
         for name, t in zip(node.outputs, types):
             if name:
                 out.types[name] = t
-        present = [x for x in node.inputs if x]
-        foldable = fold and _deterministic(op) and (
-            all(x in out.constants for x in present) or not op.reads_input_values)
-        if foldable and sum(t.nbytes for t in types) <= MAX_FOLDED_BYTES:
-            arrays = [out.constants.get(x) if x else None for x in node.inputs]
-            values = registry.run_reference(op, ctx, arrays)
-            for name, value, t in zip(node.outputs, values, types):
-                if name:
-                    out.constants[name] = np.array(value, dtype=dtypes.to_numpy(t.dtype),
-                                                   order="C").reshape(t.shape)
+        values = fold_node(op, ctx, node, out.constants) if fold else None
+        if values is None:
+            out.nodes.append(node)
             continue
-        out.nodes.append(node)
+        for name, value in zip(node.outputs, values):
+            if name:
+                out.constants[name] = value
     return out
 
 
-def _deterministic(op) -> bool:
-    return not getattr(op, "random", False)
+def fold_node(op, ctx, node, constants: dict) -> list | None:
+    """The values of ``node``'s outputs when it can be evaluated at compile time, else
+    None: a deterministic op whose present inputs are all in ``constants`` (or that reads
+    only input types), with outputs of at most MAX_FOLDED_BYTES. ``ctx`` is the node's
+    context after ``registry.infer_node``. Shared with the fold_constants pass."""
+    present = [x for x in node.inputs if x]
+    if getattr(op, "random", False):
+        return None
+    if op.reads_input_values and not all(x in constants for x in present):
+        return None
+    if sum(t.nbytes for t in ctx.out_types) > MAX_FOLDED_BYTES:
+        return None
+    arrays = [constants.get(x) if x else None for x in node.inputs]
+    values = registry.run_reference(op, ctx, arrays)
+    return [np.array(value, dtype=dtypes.to_numpy(t.dtype), order="C").reshape(t.shape)
+            for value, t in zip(values, ctx.out_types)]
 
 
 def untyped_nodes(graph: Graph) -> list:
