@@ -3,8 +3,9 @@
 Value conversions follow NumPy's ``astype`` (integers wrap, floats round to nearest even,
 anything nonzero or NaN is true), except where ONNX leaves the result undefined: a float
 outside an integer dtype's range saturates to its limits and NaN becomes 0 (what the code
-generator's saturating conversions give). ``saturate`` and ``round_mode`` concern only
-8-bit float dtypes, which dlc does not have; they are accepted and checked.
+generator's saturating conversions give). The storage-only ML dtypes (float8, float4,
+float6, int4, int2, ...) convert as described in ``dlc.ops.small_floats``, where
+``saturate`` (float8 targets) and ``round_mode`` (float8_e8m0fnu targets) apply.
 """
 
 from __future__ import annotations
@@ -13,25 +14,19 @@ import numpy as np
 
 from dlc import dtypes, te
 from dlc.errors import DlcTypeError
+from dlc.ops import small_floats as sf
 from dlc.ops.common import np_dtype, out_type
 from dlc.ops.registry import ALL, ELEMWISE, REQUIRED, OpDef, check_dtype, register
 
-ROUND_MODES = ("up", "down", "nearest")
+ROUND_MODES = sf.ROUND_MODES
+#: Every dtype Cast and BitCast accept.
+ANY = ALL + dtypes.STORAGE_DTYPES
 
 
-def cast_array(x: np.ndarray, dtype: str) -> np.ndarray:
+def cast_array(x: np.ndarray, dtype: str, saturate: bool = True,
+               round_mode: str = "up") -> np.ndarray:
     """``x`` converted to ``dtype`` with dlc's semantics (see the module docstring)."""
-    src = dtypes.canonical(x.dtype)
-    if not (dtypes.is_float(src) and dtypes.is_int(dtype)):
-        return np.asarray(x).astype(np_dtype(dtype))
-    wide = np.asarray(x).astype(np.float64)
-    lo, hi = dtypes.min_value(dtype), dtypes.max_value(dtype)
-    out = np.zeros(wide.shape, np_dtype(dtype))
-    inside = (wide > lo - 1) & (wide < hi + 1)  # both bounds are exact in float64
-    out[inside] = np.trunc(wide[inside]).astype(np_dtype(dtype))
-    out[wide >= hi + 1] = hi
-    out[wide <= lo - 1] = lo
-    return out
+    return sf.convert_array(x, dtype, saturate, round_mode)
 
 
 class CastBase(OpDef):
@@ -42,7 +37,7 @@ class CastBase(OpDef):
         raise NotImplementedError
 
     def infer(self, ctx):
-        check_dtype(ctx, 0, ALL)
+        check_dtype(ctx, 0, ANY)
         if ctx.attrs["round_mode"] not in ROUND_MODES:
             raise ctx.error(f"round_mode must be one of {', '.join(ROUND_MODES)}, got "
                             f"{ctx.attrs['round_mode']!r}")
@@ -51,11 +46,13 @@ class CastBase(OpDef):
         return [out_type(ctx.type(0).shape, self.target(ctx))]
 
     def reference(self, ctx, x, *_):
-        return [cast_array(x, ctx.out_types[0].dtype)]
+        return [cast_array(x, ctx.out_types[0].dtype, bool(ctx.attrs["saturate"]),
+                           ctx.attrs["round_mode"])]
 
     def compute(self, ctx, x, *_):
         dtype = ctx.out_types[0].dtype
-        return [te.compute(x.shape, lambda *i: te.cast(x[i], dtype),
+        saturate, mode = bool(ctx.attrs["saturate"]), ctx.attrs["round_mode"]
+        return [te.compute(x.shape, lambda *i: sf.convert_expr(x[i], dtype, saturate, mode),
                            name=ctx.name or self.name)]
 
 
@@ -83,25 +80,29 @@ class CastLike(CastBase):
 
 @register
 class BitCast(OpDef):
-    """Reinterpret the bits of each element as the dtype ``to`` of the same size (a
-    nonzero byte is a true bool)."""
+    """Reinterpret the bits of each element as the dtype ``to`` of the same width (a
+    nonzero byte is a true bool; int4, uint4 and float4_e2m1fn are 4 bits wide, the
+    float6 types 6, int2 and uint2 2)."""
 
     name = "BitCast"
     pattern = ELEMWISE
     attrs = {"to": REQUIRED}
 
     def infer(self, ctx):
-        src = check_dtype(ctx, 0, ALL)
+        src = check_dtype(ctx, 0, ANY)
         dst = _dtype_attr(ctx)
-        if dtypes.bits(src) != dtypes.bits(dst):
-            raise ctx.error(f"cannot reinterpret {src} ({dtypes.bits(src)} bits) as {dst} "
-                            f"({dtypes.bits(dst)} bits); the sizes must match")
+        if sf.width(src) != sf.width(dst):
+            raise ctx.error(f"cannot reinterpret {src} ({sf.width(src)} bits) as {dst} "
+                            f"({sf.width(dst)} bits); the sizes must match")
         return [out_type(ctx.type(0).shape, dst)]
 
     def reference(self, ctx, x):
-        dst = ctx.out_types[0].dtype
+        src, dst = dtypes.canonical(x.dtype), ctx.out_types[0].dtype
         if dst == "bool":
             return [x.view(np.uint8) != 0]
+        if dtypes.is_storage_only(src) or dtypes.is_storage_only(dst):
+            byte = x.astype(np.uint8) if src == "bool" else np.ascontiguousarray(x).view(np.uint8)
+            return [(byte & ((1 << sf.width(dst)) - 1)).astype(np.uint8).view(np_dtype(dst))]
         return [np.ascontiguousarray(x).view(np_dtype(dst))]
 
     def compute(self, ctx, x):
@@ -109,10 +110,15 @@ class BitCast(OpDef):
 
         def body(*i):
             v = x[i]
-            if v.dtype == "bool":
-                return te.cast(v, dst) if dst != "bool" else v
             if dst == "bool":
-                return v != 0
+                return te.reinterpret(v, "uint8") != 0 if v.dtype != "bool" else v
+            if dtypes.is_storage_only(v.dtype) or dtypes.is_storage_only(dst):
+                byte = te.cast(v, "uint8") if v.dtype == "bool" else te.reinterpret(v, "uint8")
+                if sf.width(dst) < 8:
+                    byte = byte & ((1 << sf.width(dst)) - 1)
+                return te.reinterpret(byte, dst)
+            if v.dtype == "bool":
+                return te.cast(v, dst)
             if "bfloat16" in (v.dtype, dst) and dtypes.is_float(v.dtype) and \
                     dtypes.is_float(dst):  # float <-> bfloat16: through the integer bits
                 return te.reinterpret(te.reinterpret(v, "uint16"), dst)

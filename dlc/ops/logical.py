@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dlc import te
+from dlc.ops import small_floats
 from dlc.ops.common import broadcast_shapes, out_type, same_dtype
 from dlc.ops.elementwise import Broadcasting, Unary
 from dlc.ops.registry import ALL, FLOATS, INTS, NUMERIC, check_dtype, register
@@ -113,34 +114,50 @@ class Where(Broadcasting):
         return te.if_then_else(cond, x, y)
 
 
+#: IsNaN and IsInf read the float8 types ONNX allows through float32 (exactly).
+NAN_DTYPES = FLOATS + ("float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz")
+
+
+def _wide_array(x: np.ndarray) -> np.ndarray:
+    if x.dtype.name in NAN_DTYPES[len(FLOATS):]:
+        return small_floats.decode_array(x)
+    return x.astype(np.float32) if x.dtype.itemsize == 2 else x
+
+
+def _wide_expr(v):
+    return small_floats.to_float32_expr(v) if v.dtype in NAN_DTYPES[len(FLOATS):] else v
+
+
 @register
 class IsNaN(Unary):
     name = "IsNaN"
 
     def infer(self, ctx):
-        check_dtype(ctx, 0, FLOATS)
+        check_dtype(ctx, 0, NAN_DTYPES)
         return [out_type(ctx.type(0).shape, "bool")]
 
     def reference(self, ctx, x):
-        return [np.isnan(x.astype(np.float32) if x.dtype.itemsize == 2 else x)]
+        return [np.isnan(_wide_array(x))]
 
     def scalar(self, ctx, v):
-        return te.isnan(v)
+        return te.isnan(_wide_expr(v))
 
 
 @register
 class IsInf(IsNaN):
-    """True for +inf (``detect_positive``) and -inf (``detect_negative``)."""
+    """True for +inf (``detect_positive``) and -inf (``detect_negative``); only
+    float8_e5m2 among the float8 types has infinities."""
 
     name = "IsInf"
     attrs = {"detect_negative": 1, "detect_positive": 1}
 
     def reference(self, ctx, x):
-        x = x.astype(np.float32) if x.dtype.itemsize == 2 else x
+        x = _wide_array(x)
         return [np.isinf(x) & (((x > 0) & bool(ctx.attrs["detect_positive"]))
                                | ((x < 0) & bool(ctx.attrs["detect_negative"])))]
 
     def scalar(self, ctx, v):
+        v = _wide_expr(v)
         pos, neg = ctx.attrs["detect_positive"], ctx.attrs["detect_negative"]
         if pos and neg:
             return te.isinf(v)

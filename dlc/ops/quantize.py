@@ -7,8 +7,12 @@ Scales and zero points have one of three granularities (as in ONNX):
 * blocked (``block_size > 0``): ``x``'s shape with ``ceil(D / block_size)`` at ``axis``;
   element ``x[..., i, ...]`` uses ``scale[..., i // block_size, ...]``.
 
-Only the integer targets are supported (int8, uint8, int16, uint16 and, for
-DequantizeLinear, int32 inputs); float8/int4/float4 values have no dlc dtype.
+Quantized dtypes are the integers int8, uint8, int16, uint16, int4, uint4, int2, uint2
+(round half to even, add the zero point, saturate) and the small floats float8_e4m3fn,
+float8_e4m3fnuz, float8_e5m2, float8_e5m2fnuz, float4_e2m1fn, float6_e2m3fn,
+float6_e3m2fn (``x / scale + zero_point`` in float32, then converted as Cast does, with
+``saturate`` for the float8 types); DequantizeLinear also reads int32. Scales may be
+float8_e8m0fnu (powers of two), read as float32.
 """
 
 from __future__ import annotations
@@ -16,14 +20,18 @@ from __future__ import annotations
 import numpy as np
 
 from dlc import te
+from dlc.ops import small_floats as sf
 from dlc.ops.common import normalize_axis, np_dtype, out_type
 from dlc.ops.registry import ELEMWISE, OPAQUE, OpDef, check_dtype, register
 
-#: Saturation range of each quantized dtype.
+#: Saturation range of each quantized integer dtype.
 RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767),
-          "uint16": (0, 65535)}
-QUANT_DTYPES = tuple(RANGES)
-SCALE_DTYPES = ("float32", "float16", "bfloat16")
+          "uint16": (0, 65535), **{name: sf.int_range(name) for name in sf.SMALL_INTS}}
+QUANT_FLOATS = ("float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz",
+                "float4_e2m1fn", "float6_e2m3fn", "float6_e3m2fn")
+QUANT_DTYPES = tuple(RANGES) + QUANT_FLOATS
+FLOAT_DTYPES = ("float32", "float16", "bfloat16")
+SCALE_DTYPES = FLOAT_DTYPES + (sf.E8M0,)
 
 
 def granularity(ctx, x_shape, param_index: int, what: str):
@@ -78,11 +86,17 @@ def expand_param(value: np.ndarray, mode, block: int, x_shape) -> np.ndarray:
     return np.repeat(value, block, axis=axis).take(range(x_shape[axis]), axis=axis)
 
 
+def _is_single(shape) -> bool:
+    """A scalar or a one-element 1-D tensor (both mean per tensor)."""
+    return len(shape) == 0 or tuple(shape) == (1,)
+
+
 def _check_zero_point(ctx, scale_index: int, zp_index: int, allowed) -> str | None:
     if not ctx.has_input(zp_index):
         return None
     dtype = check_dtype(ctx, zp_index, allowed, "zero point (input")
-    if ctx.type(zp_index).shape != ctx.type(scale_index).shape:
+    zp_shape, scale_shape = ctx.type(zp_index).shape, ctx.type(scale_index).shape
+    if zp_shape != scale_shape and not (_is_single(zp_shape) and _is_single(scale_shape)):
         raise ctx.error(f"the zero point has shape {list(ctx.type(zp_index).shape)} but the "
                         f"scale has shape {list(ctx.type(scale_index).shape)}; they must match")
     return dtype
@@ -90,9 +104,11 @@ def _check_zero_point(ctx, scale_index: int, zp_index: int, allowed) -> str | No
 
 @register
 class QuantizeLinear(OpDef):
-    """``y = saturate(round_half_even(x / y_scale) + y_zero_point)``. The division is done
-    in ``precision`` if given, else in the scale's dtype; the output dtype is the zero
-    point's, else ``output_dtype``, else uint8."""
+    """``y = saturate(round_half_even(x / y_scale) + y_zero_point)`` (small floats:
+    ``x / y_scale + y_zero_point`` in float32, rounded once to the output dtype). The
+    division is done in ``precision`` if given, else in the scale's dtype (float32 for
+    float8_e8m0fnu scales); the output dtype is the zero point's, else ``output_dtype``,
+    else uint8."""
 
     name = "QuantizeLinear"
     pattern = ELEMWISE
@@ -100,7 +116,7 @@ class QuantizeLinear(OpDef):
     num_inputs = (2, 3)
 
     def infer(self, ctx):
-        check_dtype(ctx, 0, SCALE_DTYPES + ("int32",))
+        check_dtype(ctx, 0, FLOAT_DTYPES + ("int32",))
         check_dtype(ctx, 1, SCALE_DTYPES)
         zp = _check_zero_point(ctx, 1, 2, QUANT_DTYPES)
         wanted = ctx.attrs["output_dtype"]
@@ -110,45 +126,62 @@ class QuantizeLinear(OpDef):
         if zp and wanted and zp != wanted:
             raise ctx.error(f"output_dtype is {wanted} but the zero point has dtype {zp}")
         precision = ctx.attrs["precision"]
-        if precision and precision not in SCALE_DTYPES:
+        if precision and precision not in FLOAT_DTYPES:
             raise ctx.error(f"precision {precision} is not supported; supported: "
-                            f"{', '.join(SCALE_DTYPES)}")
+                            f"{', '.join(FLOAT_DTYPES)}")
+        if ctx.attrs["saturate"] not in (0, 1):
+            raise ctx.error(f"saturate must be 0 or 1, got {ctx.attrs['saturate']}")
         shape = ctx.type(0).shape
         granularity(ctx, shape, 1, "y_scale")
         return [out_type(shape, zp or wanted or "uint8")]
 
     @staticmethod
     def _precision(ctx) -> str:
-        return ctx.attrs["precision"] or ctx.type(1).dtype
+        scale = ctx.type(1).dtype
+        return ctx.attrs["precision"] or ("float32" if scale == sf.E8M0 else scale)
 
     def reference(self, ctx, x, scale, zp=None):
         out = ctx.out_types[0].dtype
         mode = granularity(ctx, x.shape, 1, "y_scale")
         block = ctx.attrs["block_size"]
         prec = np_dtype(self._precision(ctx))
-        q = np.rint(x.astype(prec) / expand_param(scale, mode, block, x.shape).astype(prec))
-        q = q.astype(np.float64)
+        scale = expand_param(_np_float(scale), mode, block, x.shape)
+        q = x.astype(prec) / scale.astype(prec)
+        if out in QUANT_FLOATS:
+            q = q.astype(np.float32)
+            if zp is not None:
+                q = q + expand_param(sf.decode_array(zp), mode, block, x.shape)
+            return [sf.convert_array(q, out, bool(ctx.attrs["saturate"]))]
+        q = np.rint(q).astype(np.float64)
         if zp is not None:
-            q = q + expand_param(zp, mode, block, x.shape).astype(np.float64)
+            q = q + expand_param(sf.convert_array(zp, "int32"), mode, block, x.shape)
         lo, hi = RANGES[out]
         q = np.where(np.isnan(q), lo, np.clip(q, lo, hi))
-        return [q.astype(np_dtype(out))]
+        return [sf.convert_array(q.astype(np.int32), out)]
 
     def compute(self, ctx, x, scale, zp=None):
         out = ctx.out_types[0]
         mode = granularity(ctx, x.shape, 1, "y_scale")
         block = ctx.attrs["block_size"]
         prec = self._precision(ctx)
-        lo, hi = RANGES[out.dtype]
+        saturate = bool(ctx.attrs["saturate"])
 
         def body(*i):
-            q = te.round(te.cast(x[i], prec) / te.cast(read_param(scale, mode, block, i), prec))
-            q = te.cast(q, "float64")
+            s = _te_float(read_param(scale, mode, block, i))
+            q = te.cast(x[i], prec) / te.cast(s, prec)
+            if out.dtype in QUANT_FLOATS:
+                q = te.cast(q, "float32")
+                if zp is not None:
+                    q = q + sf.to_float32_expr(read_param(zp, mode, block, i))
+                return sf.convert_expr(q, out.dtype, saturate)
+            q = te.cast(te.round(q), "float64")
             if zp is not None:
-                q = q + te.cast(read_param(zp, mode, block, i), "float64")
+                q = q + te.cast(sf.convert_expr(read_param(zp, mode, block, i), "int32"),
+                                "float64")
+            lo, hi = RANGES[out.dtype]
             q = te.if_then_else(te.isnan(q), te.const(float(lo), "float64"),
                                 te.minimum(te.maximum(q, float(lo)), float(hi)))
-            return te.cast(q, out.dtype)
+            return sf.convert_expr(te.cast(q, "int32"), out.dtype)
 
         return [te.compute(out.shape, body, name=ctx.name or self.name)]
 
@@ -156,8 +189,9 @@ class QuantizeLinear(OpDef):
 @register
 class DequantizeLinear(OpDef):
     """``y = (x - x_zero_point) * x_scale``, in the dtype ``output_dtype`` (default: the
-    scale's dtype). The product is formed in float32 (float64 for int32 inputs) and
-    rounded once to the output dtype."""
+    scale's dtype; it must be given for float8_e8m0fnu scales). The product is formed in
+    float32 (float64 for int32 inputs) and rounded once to the output dtype; small-float
+    inputs and zero points are read exactly as float32."""
 
     name = "DequantizeLinear"
     pattern = ELEMWISE
@@ -172,9 +206,12 @@ class DequantizeLinear(OpDef):
             raise ctx.error(f"the zero point has dtype {zp} but x has dtype {x_dtype}; they "
                             "must match")
         wanted = ctx.attrs["output_dtype"]
-        if wanted and wanted not in SCALE_DTYPES:
+        if wanted and wanted not in FLOAT_DTYPES:
             raise ctx.error(f"output_dtype {wanted} is not supported; supported: "
-                            f"{', '.join(SCALE_DTYPES)}")
+                            f"{', '.join(FLOAT_DTYPES)}")
+        if not wanted and scale == sf.E8M0:
+            raise ctx.error(f"the scale is {sf.E8M0}, which cannot hold the result: set "
+                            f"output_dtype to one of {', '.join(FLOAT_DTYPES)}")
         shape = ctx.type(0).shape
         granularity(ctx, shape, 1, "x_scale")
         return [out_type(shape, wanted or scale)]
@@ -187,10 +224,15 @@ class DequantizeLinear(OpDef):
         mode = granularity(ctx, x.shape, 1, "x_scale")
         block = ctx.attrs["block_size"]
         work = np_dtype(self._work_dtype(ctx))
-        d = x.astype(np.int64)
-        if zp is not None:
-            d = d - expand_param(zp, mode, block, x.shape).astype(np.int64)
-        y = d.astype(work) * expand_param(scale, mode, block, x.shape).astype(work)
+        if x.dtype.name in QUANT_FLOATS:
+            d = sf.decode_array(x)
+            if zp is not None:
+                d = d - expand_param(sf.decode_array(zp), mode, block, x.shape)
+        else:
+            d = sf.convert_array(x, "int64")
+            if zp is not None:
+                d = d - expand_param(sf.convert_array(zp, "int64"), mode, block, x.shape)
+        y = d.astype(work) * expand_param(_np_float(scale), mode, block, x.shape).astype(work)
         return [y.astype(np_dtype(ctx.out_types[0].dtype))]
 
     def compute(self, ctx, x, scale, zp=None):
@@ -198,16 +240,26 @@ class DequantizeLinear(OpDef):
         mode = granularity(ctx, x.shape, 1, "x_scale")
         block = ctx.attrs["block_size"]
         work = self._work_dtype(ctx)
-        wide = "int64" if x.dtype == "int32" else "int32"
+        is_float = x.dtype in QUANT_FLOATS
+        wide = "float32" if is_float else "int64" if x.dtype == "int32" else "int32"
 
         def body(*i):
-            d = te.cast(x[i], wide)
+            d = sf.convert_expr(x[i], wide)
             if zp is not None:
-                d = d - te.cast(read_param(zp, mode, block, i), wide)
-            y = te.cast(d, work) * te.cast(read_param(scale, mode, block, i), work)
+                d = d - sf.convert_expr(read_param(zp, mode, block, i), wide)
+            y = te.cast(d, work) * te.cast(_te_float(read_param(scale, mode, block, i)), work)
             return te.cast(y, out.dtype)
 
         return [te.compute(out.shape, body, name=ctx.name or self.name)]
+
+
+def _np_float(scale: np.ndarray) -> np.ndarray:
+    """A scale as NumPy floats (float8_e8m0fnu read as float32)."""
+    return sf.decode_array(scale) if scale.dtype.name == sf.E8M0 else scale
+
+
+def _te_float(scale):
+    return sf.to_float32_expr(scale) if scale.dtype == sf.E8M0 else scale
 
 
 @register

@@ -9,6 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import dlc
 from dlc.graph import GraphBuilder
+from dlc.ops import small_floats as sf
 
 BF16 = ml_dtypes.bfloat16
 DTYPES = ["float32", "float64", "float16", "bfloat16", "int8", "uint8", "int16", "uint16",
@@ -16,7 +17,7 @@ DTYPES = ["float32", "float64", "float16", "bfloat16", "int8", "uint8", "int16",
 
 
 def np_dt(dtype):
-    return BF16 if dtype == "bfloat16" else np.dtype(dtype)
+    return getattr(ml_dtypes, dtype) if hasattr(ml_dtypes, dtype) else np.dtype(dtype)
 
 
 def is_float(dtype):
@@ -157,6 +158,95 @@ def test_bitcast_must_fail():
         run("BitCast", np.zeros(2, np.float32), to="complex")
 
 
+SMALL = ["float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float8_e8m0fnu",
+         "float4_e2m1fn", "float6_e2m3fn", "float6_e3m2fn", "int4", "uint4", "int2", "uint2"]
+
+
+def small(dtype, values):
+    return np.asarray(values, np.float32).astype(getattr(ml_dtypes, dtype))
+
+
+def test_cast_small_types_compiled_and_folded():
+    """Compiled code and constant folding (the NumPy twin) agree; conversions as ONNX's
+    tables give them (details and exhaustive checks in test_small_floats.py)."""
+    x = np.array([0.3, -2.6, 500.0, -0.0, np.inf, np.nan, 1e-9], np.float32)
+    want = {
+        ("float8_e4m3fn", 1): [0.3125, -2.5, 448, -0.0, 448, np.nan, 0.0],
+        ("float8_e4m3fn", 0): [0.3125, -2.5, np.nan, -0.0, np.nan, np.nan, 0.0],
+        ("float8_e5m2", 0): [0.3125, -2.5, 512, -0.0, np.inf, np.nan, 0.0],
+        ("float8_e4m3fnuz", 1): [0.3125, -2.5, 240, 0.0, 240, np.nan, 0.0],
+        ("float4_e2m1fn", 0): [0.5, -3.0, 6.0, -0.0, 6.0, 0.0, 0.0],
+    }
+    for (dst, sat), w in want.items():
+        for fold in (False, True):
+            got = run("Cast", x, fold=fold, to=dst, saturate=sat)
+            assert got.dtype == getattr(ml_dtypes, dst)
+            got = got.astype(np.float32)
+            np.testing.assert_array_equal(got, np.array(w, np.float32), err_msg=f"{dst} {sat}")
+            real = ~np.isnan(got)
+            np.testing.assert_array_equal(np.signbit(got[real]),
+                                          np.signbit(np.array(w, np.float32)[real]))
+
+
+def test_cast_from_small_types_to_integers_saturates():
+    x = small("float8_e5m2", [57344, -57344, 2.5, -2.5, np.nan, np.inf])
+    for fold in (False, True):
+        np.testing.assert_array_equal(run("Cast", x, fold=fold, to="int8"),
+                                      [127, -128, 2, -2, 0, 127])
+        np.testing.assert_array_equal(run("Cast", x, fold=fold, to="uint16"),
+                                      [57344, 0, 2, 0, 0, 65535])
+
+
+def test_cast_e8m0_round_modes():
+    x = np.array([3.0, 5.0, 6.0, 0.2, -3.0], np.float32)
+    want = {"up": [4, 8, 8, 0.25, 4], "down": [2, 4, 4, 0.125, 2],
+            "nearest": [4, 4, 8, 0.25, 4]}
+    for mode, w in want.items():
+        for fold in (False, True):
+            got = run("Cast", x, fold=fold, to="float8_e8m0fnu", round_mode=mode)
+            np.testing.assert_array_equal(got.astype(np.float32), w, err_msg=mode)
+
+
+@pytest.mark.parametrize("dtype", SMALL)
+def test_castlike_small_types(dtype):
+    x = np.array([1.0, -1.0, 3.0, 0.0], np.float32)
+    like = np.zeros((2,), getattr(ml_dtypes, dtype))
+    got = run("CastLike", x, like)
+    assert got.dtype == like.dtype
+    want = sf.convert_array(x, dtype)
+    np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+    back = run("CastLike", got, np.zeros(1, np.float32))
+    np.testing.assert_array_equal(back, want.astype(np.float32))
+
+
+@pytest.mark.parametrize("src,dst", [("float8_e4m3fn", "uint8"), ("int8", "float8_e5m2"),
+                                     ("float8_e5m2fnuz", "float8_e4m3fn"),
+                                     ("bool", "float8_e8m0fnu"),
+                                     ("float8_e4m3fnuz", "bool"), ("int4", "uint4"),
+                                     ("uint4", "float4_e2m1fn"), ("float4_e2m1fn", "int4"),
+                                     ("int2", "uint2"), ("float6_e2m3fn", "float6_e3m2fn")])
+def test_bitcast_small_types(src, dst):
+    """Same width only; bits beyond a narrow type's width are cleared."""
+    raw = np.array([0, 1, 0x3F, 0x80, 0x7F, 0xFF, 0x12, 0xC1], np.uint8)
+    x = raw.astype(bool) if src == "bool" else raw.view(np_dt(src))
+    width = 8 if src == "bool" else sf.width(dst)
+    byte = x.astype(np.uint8) if src == "bool" else raw
+    want = (byte != 0) if dst == "bool" else (byte & ((1 << width) - 1)).view(np_dt(dst))
+    for fold in (False, True):
+        got = run("BitCast", x, fold=fold, to=dst)
+        assert got.dtype == np.dtype(np_dt(dst))
+        np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+
+
+@pytest.mark.parametrize("src,dst", [("int4", "uint8"), ("float8_e4m3fn", "int4"),
+                                     ("float6_e2m3fn", "float4_e2m1fn"), ("int2", "int4"),
+                                     ("float16", "float8_e5m2")])
+def test_bitcast_small_types_must_match_widths(src, dst):
+    with pytest.raises(dlc.ModelError, match="sizes must match"):
+        run("BitCast", np.zeros(2, np.uint8).view(np_dt(src)) if src != "float16"
+            else np.zeros(2, np.float16), to=dst)
+
+
 # -- ONNX converters --------------------------------------------------------------------------
 def onnx_model(nodes, inputs, outputs, opset=21):
     graph = helper.make_graph(nodes, "g", inputs, outputs)
@@ -183,13 +273,60 @@ def test_onnx_cast_saturate_attribute_is_accepted():
                                   [1, -2])
 
 
-@pytest.mark.parametrize("elem", [TensorProto.FLOAT8E4M3FN, TensorProto.FLOAT8E5M2,
-                                  TensorProto.INT4, TensorProto.STRING])
-def test_onnx_cast_to_unsupported_type(elem):
-    node = helper.make_node("Cast", ["x"], ["y"], to=elem)
-    m = onnx_model([node], [vi("x", TensorProto.FLOAT, [2])], [vi("y", elem, [2])])
+def test_onnx_cast_to_unsupported_type():
+    node = helper.make_node("Cast", ["x"], ["y"], to=TensorProto.STRING)
+    m = onnx_model([node], [vi("x", TensorProto.FLOAT, [2])], [vi("y", TensorProto.STRING, [2])])
     with pytest.raises(dlc.UnsupportedOpError, match="element type"):
         dlc.compile(m)
+
+
+@pytest.mark.parametrize("elem,opset,attrs,want", [
+    (TensorProto.FLOAT8E4M3FN, 19, {}, [1.0, 448.0, -448.0, 0.5]),           # saturates
+    (TensorProto.FLOAT8E4M3FN, 19, {"saturate": 0}, [1.0, np.nan, np.nan, 0.5]),
+    (TensorProto.FLOAT8E5M2, 21, {"saturate": 0}, [1.0, np.inf, -np.inf, 0.5]),
+    (TensorProto.FLOAT8E5M2FNUZ, 23, {}, [1.0, 57344.0, -57344.0, 0.5]),
+    (TensorProto.INT4, 21, {}, [1, -8, 0, 0]),                    # 1e6 wraps: 1e6 % 16 = 0
+    (TensorProto.UINT2, 25, {}, [1, 0, 0, 0]),
+    (TensorProto.FLOAT4E2M1, 23, {}, [1.0, 6.0, -6.0, 0.5]),
+    (TensorProto.FLOAT8E8M0, 24, {"round_mode": "down"}, [1.0, 2.0**19, 2.0**19, 0.5]),
+])
+def test_onnx_cast_to_small_types(elem, opset, attrs, want):
+    node = helper.make_node("Cast", ["x"], ["y"], to=elem, **attrs)
+    m = onnx_model([node], [vi("x", TensorProto.FLOAT, [4])], [vi("y", elem, [4])], opset)
+    x = np.array([1.0, 1e6, -1e6, 0.5], np.float32)
+    if elem in (TensorProto.INT4, TensorProto.UINT2):
+        x[1] = 8.0
+    (y,) = dlc.compile(m).run(x)
+    assert y.dtype == helper.tensor_dtype_to_np_dtype(elem)
+    np.testing.assert_array_equal(y.astype(np.float32), np.array(want, np.float32))
+
+
+@pytest.mark.parametrize("opset,attrs", [(15, {}), (19, {}), (19, {"saturate": 0}), (25, {})])
+def test_onnx_castlike_saturate_across_versions(opset, attrs):
+    """CastLike-15 has no saturate attribute and saturates, like the default of 19+."""
+    node = helper.make_node("CastLike", ["x", "like"], ["y"], **attrs)
+    elem = TensorProto.FLOAT8E4M3FN
+    m = onnx_model([node], [vi("x", TensorProto.FLOAT, [2]), vi("like", elem, [1])],
+                   [vi("y", elem, [2])], opset)
+    like = np.zeros(1, ml_dtypes.float8_e4m3fn)
+    (y,) = dlc.compile(m).run(np.array([1000.0, -3.0], np.float32), like)
+    assert y.dtype == ml_dtypes.float8_e4m3fn
+    got = y.astype(np.float32)
+    assert got[1] == -3.0
+    assert np.isnan(got[0]) if attrs.get("saturate") == 0 else got[0] == 448.0
+
+
+@pytest.mark.parametrize("src,dst", [(TensorProto.FLOAT8E4M3FN, TensorProto.UINT8),
+                                     (TensorProto.INT4, TensorProto.FLOAT4E2M1),
+                                     (TensorProto.INT2, TensorProto.UINT2)])
+def test_onnx_bitcast_small_types(src, dst):
+    node = helper.make_node("BitCast", ["x"], ["y"], to=dst)
+    m = onnx_model([node], [vi("x", src, [3])], [vi("y", dst, [3])], opset=26)
+    src_np, dst_np = (helper.tensor_dtype_to_np_dtype(t) for t in (src, dst))
+    x = np.array([1, 2, 3], np.uint8).view(src_np)
+    (y,) = dlc.compile(m).run(x)
+    assert y.dtype == dst_np
+    np.testing.assert_array_equal(y.view(np.uint8), [1, 2, 3])
 
 
 def test_onnx_castlike_with_empty_target():

@@ -4,10 +4,11 @@ ONNX converters, against NumPy expectations written here."""
 import ml_dtypes
 import numpy as np
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 import dlc
 from dlc.graph import GraphBuilder
+from dlc.ops import small_floats as sf
 
 RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767),
           "uint16": (0, 65535)}
@@ -170,8 +171,123 @@ def test_dynamic_quantize(values):
     assert scale == wscale and zp == wzp
 
 
+# -- small quantized types ----------------------------------------------------------------
+QUANT_FLOATS = ["float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz",
+                "float4_e2m1fn", "float6_e2m3fn", "float6_e3m2fn"]
+RANGES.update({"int4": (-8, 7), "uint4": (0, 15), "int2": (-2, 1), "uint2": (0, 3)})
+
+
+def mld(dtype):
+    return getattr(ml_dtypes, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["int4", "uint4", "int2", "uint2"])
+def test_quantize_small_ints_saturate(dtype):
+    lo, hi = RANGES[dtype]
+    x = np.array([[-40.0, -2.5, -1.5, -0.5, 0.5], [1.5, 2.5, 5.0, 40.0, np.nan]], np.float32)
+    zp = np.array(1, np.int8).astype(mld(dtype))
+    got = run("QuantizeLinear", x, np.array(0.5, np.float32), zp)
+    assert got.dtype == mld(dtype)
+    want = np.clip(np.rint(x / 0.5) + 1, lo, hi)
+    want[1, 4] = lo  # NaN
+    np.testing.assert_array_equal(got.astype(np.int32), want)
+    back = run("DequantizeLinear", got, np.array(0.5, np.float32), zp)
+    np.testing.assert_array_equal(back, (want - 1) * np.float32(0.5))
+
+
+def test_quantize_small_ints_per_axis_and_blocked():
+    rng = np.random.default_rng(4)
+    x = rng.uniform(-10, 10, (2, 5, 3)).astype(np.float32)
+    scale = rng.uniform(0.5, 2, 5).astype(np.float32)
+    zp = rng.integers(-2, 2, 5).astype(np.int8).astype(mld("int4"))
+    got = run("QuantizeLinear", x, scale, zp, axis=1)
+    want = np.clip(np.rint(x / scale.reshape(5, 1)) + zp.astype(np.int32).reshape(5, 1), -8, 7)
+    np.testing.assert_array_equal(got.astype(np.int32), want)
+    bscale = rng.uniform(0.5, 2, (2, 5, 2)).astype(np.float32)
+    bzp = rng.integers(0, 3, (2, 5, 2)).astype(np.uint8).astype(mld("uint2"))
+    got = run("QuantizeLinear", x, bscale, bzp, axis=2, block_size=2)
+    s = np.repeat(bscale, 2, axis=2)[:, :, :3]
+    z = np.repeat(bzp.astype(np.int32), 2, axis=2)[:, :, :3]
+    np.testing.assert_array_equal(got.astype(np.int32), np.clip(np.rint(x / s) + z, 0, 3))
+    back = run("DequantizeLinear", got, bscale, bzp, axis=2, block_size=2)
+    np.testing.assert_array_equal(back, ((got.astype(np.int32) - z) * s).astype(np.float32))
+
+
+@pytest.mark.parametrize("dtype", QUANT_FLOATS)
+@pytest.mark.parametrize("saturate", [1, 0])
+def test_quantize_small_floats(dtype, saturate):
+    """x / scale rounded once to the small float; saturate for float8 (float4/float6
+    always saturate); as ONNX's reference (ml_dtypes) computes it."""
+    x = np.array([0.0, 1.0, 2.0, 3.3, -7.7, 1e5, -1e5, np.inf, np.nan, 2.0**-12],
+                 np.float32)
+    scale = np.array(2.0, np.float32)
+    got = run("QuantizeLinear", x, scale, output_dtype=dtype, saturate=saturate)
+    assert got.dtype == mld(dtype)
+    with np.errstate(all="ignore"):
+        q = x / scale
+        if saturate and dtype.startswith("float8"):
+            want = numpy_helper.saturate_cast(q, mld(dtype))
+        else:
+            want = q.astype(mld(dtype))
+    real = ~np.isnan(x)
+    np.testing.assert_array_equal(got.view(np.uint8)[real], want.view(np.uint8)[real])
+    assert np.isnan(got.astype(np.float32)[8]) == (dtype.startswith("float8"))
+
+
+def test_quantize_small_float_zero_point_is_added():
+    x = np.array([0.0, 1.0, 3.0, -5.0], np.float32)
+    zp = np.array(1.0, np.float32).astype(mld("float4_e2m1fn"))
+    got = run("QuantizeLinear", x, np.array(1.0, np.float32), zp)
+    np.testing.assert_array_equal(got.astype(np.float32), [1.0, 2.0, 4.0, -4.0])
+    back = run("DequantizeLinear", got, np.array(2.0, np.float32), zp)
+    np.testing.assert_array_equal(back, [0.0, 2.0, 6.0, -10.0])
+
+
+@pytest.mark.parametrize("dtype", QUANT_FLOATS)
+def test_dequantize_small_floats(dtype):
+    codes = np.arange(1 << sf.width(dtype), dtype=np.uint8).view(mld(dtype))
+    scale = np.array([0.5, 4.0], np.float16)
+    x = np.stack([codes, codes])
+    got = run("DequantizeLinear", x, scale, axis=0)
+    assert got.dtype == np.float16
+    with np.errstate(over="ignore"):
+        want = codes.astype(np.float32) * scale.astype(np.float32).reshape(2, 1)
+        want = want.astype(np.float16)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_e8m0_scales():
+    scale = np.array([0.25, 8.0], np.float32).astype(mld("float8_e8m0fnu"))
+    x = np.array([[1.0, -3.0, 100.0], [1.0, -3.0, 100.0]], np.float32)
+    got = run("QuantizeLinear", x, scale, np.zeros(2, np.int8), axis=0)
+    np.testing.assert_array_equal(got, [[4, -12, 127], [0, 0, 12]])
+    back = run("DequantizeLinear", got, scale, axis=0, output_dtype="float32")
+    np.testing.assert_array_equal(back, [[1.0, -3.0, 31.75], [0.0, 0.0, 96.0]])
+    g = GraphBuilder("bad")
+    with pytest.raises(dlc.ModelError, match="set output_dtype"):
+        g.op("DequantizeLinear", g.input("q", (3,), "int8"), g.input("s", (), "float8_e8m0fnu"))
+
+
+def test_small_types_folded_like_compiled():
+    """Constant inputs: the NumPy reference gives the compiled bits."""
+    x = np.linspace(-30, 30, 17).astype(np.float32)
+    scale = np.array(0.7, np.float32)
+    for zp in (np.array(0.5, np.float32).astype(mld("float8_e5m2")),
+               np.array(-3, np.int8).astype(mld("int4"))):
+        g = GraphBuilder("fold")
+        q = g.op("QuantizeLinear", g.constant(x), g.constant(scale), g.constant(zp))
+        g.output(q, g.op("DequantizeLinear", q, g.constant(scale), g.constant(zp)))
+        folded = dlc.compile(g.build()).run()
+        compiled = [run("QuantizeLinear", x, scale, zp)]
+        compiled.append(run("DequantizeLinear", compiled[0], scale, zp))
+        for a, b in zip(folded, compiled):
+            np.testing.assert_array_equal(np.asarray(a).view(np.uint8),
+                                          np.asarray(b).view(np.uint8))
+
+
 @pytest.mark.parametrize("op, arrays, attrs, message", [
     ("QuantizeLinear", [(3, 4), (3,), (4,)], {}, "zero point has shape"),
+    ("QuantizeLinear", [(3, 4), (), (2,)], {}, "zero point has shape"),
     ("QuantizeLinear", [(3, 4), (5,)], {}, "has 5 elements but x has 4"),
     ("QuantizeLinear", [(3, 4), (3, 4)], {}, "must be a scalar"),
     ("QuantizeLinear", [(3, 4), (3, 3)], {"block_size": 2}, "needs [3, 2]"),
@@ -237,11 +353,28 @@ def test_onnx_output_dtype_attributes():
     np.testing.assert_array_equal(got, q * 0.5)
 
 
-def test_onnx_float8_target_is_unsupported():
-    node = helper.make_node("QuantizeLinear", ["x", "s"], ["y"],
-                            output_dtype=TensorProto.FLOAT8E4M3FN)
-    model = onnx_model(node, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
-                       [helper.make_tensor_value_info("y", TensorProto.FLOAT8E4M3FN, [3])], 21,
-                       [helper.make_tensor("s", TensorProto.FLOAT, [], [2.0])])
-    with pytest.raises(dlc.UnsupportedOpError, match="FLOAT8E4M3FN"):
-        dlc.compile(model)
+@pytest.mark.parametrize("elem,opset", [(TensorProto.FLOAT8E4M3FN, 19),
+                                         (TensorProto.FLOAT8E5M2FNUZ, 21),
+                                         (TensorProto.INT4, 21), (TensorProto.UINT2, 25),
+                                         (TensorProto.FLOAT4E2M1, 23),
+                                         (TensorProto.FLOAT6E3M2, 28)])
+def test_onnx_small_types_round_trip(elem, opset):
+    """QuantizeLinear then DequantizeLinear with a small type (zero point of shape [1],
+    scale a scalar: both per tensor)."""
+    np_dt = helper.tensor_dtype_to_np_dtype(elem)
+    x = np.array([0.0, 1.0, -3.0, 7.0, 1000.0], np.float32)
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [5])],
+        [helper.make_tensor_value_info("q", elem, [5]),
+         helper.make_tensor_value_info("y", TensorProto.FLOAT, [5])],
+        initializer=[helper.make_tensor("s", TensorProto.FLOAT, [], [0.5]),
+                     helper.make_tensor("z", elem, [1], [0])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    q, y = dlc.compile(model).run(x)
+    assert q.dtype == np_dt
+    want_q = sf.convert_array(x / np.float32(0.5), np_dt.name) \
+        if np_dt.name in QUANT_FLOATS else np.clip(np.rint(x / 0.5), *RANGES[np_dt.name])
+    np.testing.assert_array_equal(q.astype(np.float32), np.asarray(want_q, np.float32))
+    np.testing.assert_array_equal(y, q.astype(np.float32) * np.float32(0.5))

@@ -25,8 +25,8 @@ def castlike_v15(cx, node):
 
 @converter("Cast", since=6)
 def cast_v6(cx, node):
-    """``to`` is an ONNX element type; ``saturate`` (19+) and ``round_mode`` (25+) only
-    matter for 8-bit floats."""
+    """``to`` is an ONNX element type. ``saturate`` (19+, default 1, as the older
+    versions behave) matters for float8 targets, ``round_mode`` (24+) for float8e8m0."""
     attrs = cx.attributes(node, "Cast")
     attrs["to"] = dlc_dtype(attrs["to"], f"{node.op_type} node {node.name!r} (attribute to)")
     cx.emit("Cast", node.input, node.output, attrs)

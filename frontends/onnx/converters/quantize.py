@@ -1,10 +1,11 @@
 """Quantization: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear.
 
 Opset history: 10 per-tensor only; 13 ``axis`` (per-axis); 19 ``saturate`` and float8
-types (no dlc dtype); 21 ``block_size``, ``output_dtype`` (QuantizeLinear), 16-bit and
-4-bit types; 23 ``output_dtype`` (DequantizeLinear), ``precision`` (QuantizeLinear),
-float4; 24-28 more narrow types only. Missing attributes take their spec defaults, so one
-converter serves every version; the data-type attributes are mapped to dlc dtype names.
+types; 21 ``block_size``, ``output_dtype`` (QuantizeLinear), 16-bit and 4-bit types; 23
+``output_dtype`` (DequantizeLinear), ``precision`` (QuantizeLinear), float4; 24
+float8e8m0 scales; 25 2-bit types; 28 float6 types. Missing attributes take their spec
+defaults, so one converter serves every version; the data-type attributes are mapped to
+dlc dtype names.
 """
 
 from dlc.frontends.onnx.registry import converter, passthrough
