@@ -47,7 +47,7 @@ class CompiledModel:
         kernels = []
         for k, node in enumerate(graph.nodes):
             if progress:
-                progress(k + 1, len(graph.nodes), "lowering kernels")
+                progress(k, len(graph.nodes), "lowering kernels")
             if all(not out or graph.types[out].size == 0 for out in node.outputs):
                 continue  # empty outputs need no code
             kname = f"k{k}_{ident(node.name or node.op)}"
@@ -59,13 +59,16 @@ class CompiledModel:
             except Exception as err:  # noqa: BLE001 - a compiler bug, reported as such
                 raise InternalError(f"while compiling node {node.name!r} ({node.op}): "
                                     f"{type(err).__name__}: {err}") from err
+        if progress:
+            progress(len(graph.nodes), len(graph.nodes), "lowering kernels")
         locations, weights, arena = assign_locations(graph, kernels)
         from dlc.compiler.plan import lifetimes, memory_report
 
         spans = lifetimes(graph, kernels, {n: loc for n, loc in locations.items()
                                            if loc[0] != "arena"})
         entry = "dlc_run_" + ident(name or graph.name)
-        calls = [(kernel_symbol(k.name), [locations[a] for a in k.args]) for k in kernels]
+        unique, symbol_of = dedupe_kernels(kernels)
+        calls = [(symbol_of[k.name], [locations[a] for a in k.args]) for k in kernels]
         plan = {
             "entry": entry if kernels else None,
             "inputs": [_spec(graph, n) for n in graph.inputs],
@@ -76,7 +79,11 @@ class CompiledModel:
         }
         module = None
         if kernels:
-            module = build_funcs([k.func for k in kernels], target, entries=[(entry, calls)])
+            if progress:
+                progress(0, 1, f"compiling native code ({len(kernels)} kernels, LLVM)")
+            module = build_funcs([k.func for k in unique], target, entries=[(entry, calls)])
+            if progress:
+                progress(1, 1, f"compiling native code ({len(kernels)} kernels, LLVM)")
         constants = {n: graph.constants[n] for n in graph.outputs if n in graph.constants}
         model = cls(graph, Executor(module, plan, weights, constants), kernels=kernels)
         model.target = target
@@ -115,7 +122,8 @@ class CompiledModel:
             "target": {"string": str(target),
                        "cpu": module.metadata["cpu"] if module is not None else None,
                        "features": features,
-                       "required_features": required_features(features)},
+                       "required_features": required_features(
+                           features, module.metadata["cpu"] if module is not None else None)},
             "inputs": self.executor.inputs,
             "outputs": self.executor.outputs,
             "plan": self.executor.plan,
@@ -130,6 +138,23 @@ class CompiledModel:
             np.savez(buf, **self.executor.constants)
             sections["constants"] = buf.getvalue()
         return write_artifact(path, manifest, sections)
+
+
+def dedupe_kernels(kernels) -> tuple[list, dict]:
+    """Kernels with identical loop nests (canonical text) share one compiled function:
+    returns (the kernels to compile, kernel name -> symbol to call)."""
+    from dlc.build import kernel_symbol
+    from dlc.tir.canonical import canonical_text
+
+    first: dict = {}
+    unique, symbol_of = [], {}
+    for k in kernels:
+        key = canonical_text(k.func)
+        if key not in first:
+            first[key] = k
+            unique.append(k)
+        symbol_of[k.name] = kernel_symbol(first[key].name)
+    return unique, symbol_of
 
 
 def _spec(graph: Graph, name: str) -> dict:

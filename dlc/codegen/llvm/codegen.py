@@ -335,7 +335,7 @@ class FunctionEmitter:
         captured_bufs = [b for b in _buffers_in(node.body) if id(b) in self.bufs]
         fields = [PTR] * len(captured_bufs) + [v.type for v in
                                                (self.env[x] for x in captured_vars)]
-        fields += [I32, I64, I64]  # status, loop min, loop extent
+        fields += [I32, I64, I64, I64]  # status, loop min, loop extent, next chunk
         closure_type = ir.LiteralStructType(fields)
         name = self.mb.outlined_name(self.fn.name)
         outlined = ir.Function(self.mb.module, ir.FunctionType(VOID, [PTR]), name)
@@ -347,19 +347,32 @@ class FunctionEmitter:
         def field(k):
             return ob.gep(closure, [I32(0), I32(k)], inbounds=True, source_etype=closure_type)
 
-        status_index = len(fields) - 3
+        status_index = len(fields) - 4
         args = [ob.load(field(k), typ=ty) for k, ty in enumerate(fields[:status_index])]
         lo = ob.load(field(status_index + 1), typ=I64)
         ext = ob.load(field(status_index + 2), typ=I64)
-        tid = ob.sext(ob.call(self.mb.function("omp_get_thread_num", I32, []), []), I64)
         nth = ob.sext(ob.call(self.mb.function("omp_get_num_threads", I32, []), []), I64)
-        chunk = ob.sdiv(ob.sub(ob.add(ext, nth), I64(1)), nth)
-        begin = ob.mul(tid, chunk)
-        stop = ob.add(begin, chunk)
-        stop = ob.select(ob.icmp_signed("<", stop, ext), stop, ext)
+        # Threads take chunks from a shared counter (about 4 per thread): a thread that the
+        # OS does not schedule leaves its share to the others instead of stalling the loop.
+        pieces = ob.mul(nth, I64(4))
+        chunk = ob.sdiv(ob.sub(ob.add(ext, pieces), I64(1)), pieces)
         body_fn = self.parallel_body(node, name, captured_bufs, captured_vars,
                                      fields[:status_index])
-        ob.call(body_fn, args + [ob.add(lo, begin), ob.add(lo, stop), field(status_index)])
+        take = outlined.append_basic_block("take")
+        work = outlined.append_basic_block("work")
+        done = outlined.append_basic_block("done")
+        counter = field(status_index + 3)
+        status_ptr = field(status_index)
+        ob.branch(take)
+        ob.position_at_end(take)
+        begin = ob.atomic_rmw("add", counter, chunk, "monotonic")
+        ob.cbranch(ob.icmp_signed("<", begin, ext), work, done)
+        ob.position_at_end(work)
+        stop = ob.add(begin, chunk)
+        stop = ob.select(ob.icmp_signed("<", stop, ext), stop, ext)
+        ob.call(body_fn, args + [ob.add(lo, begin), ob.add(lo, stop), status_ptr])
+        ob.branch(take)
+        ob.position_at_end(done)
         ob.ret_void()
         # caller side
         b = self.b
@@ -374,6 +387,8 @@ class FunctionEmitter:
                                            source_etype=closure_type))
         b.store(self.expr(node.extent), b.gep(slot, [I32(0), I32(status_index + 2)],
                                               inbounds=True, source_etype=closure_type))
+        b.store(I64(0), b.gep(slot, [I32(0), I32(status_index + 3)], inbounds=True,
+                              source_etype=closure_type))
         gomp = self.mb.function("GOMP_parallel", VOID, [PTR, PTR, I32, I32])
         b.call(gomp, [outlined, slot, b.load(self.mb.num_threads, typ=I32), I32(0)])
         failed = b.icmp_signed("!=", b.load(status, typ=I32), I32(0))
