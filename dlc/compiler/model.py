@@ -41,7 +41,7 @@ class CompiledModel:
     @classmethod
     def from_graph(cls, graph: Graph, target: Target, name: str | None = None,
                    tuning: dict | None = None, progress=None):
-        from dlc.build import build_funcs, kernel_symbol
+        from dlc.build import build_funcs
         from dlc.runtime.executor import Executor
 
         kernels = []
