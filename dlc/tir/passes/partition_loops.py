@@ -18,6 +18,15 @@ After::
         B[i.outer * 4 + i.inner] = A[i.outer * 4 + i.inner]
     for i.inner in vectorized(2):
       B[i.inner + 8] = A[i.inner + 8]
+
+A parallel loop is not cut into pieces, which would run the edge pieces on one thread:
+its body branches on the loop variable instead::
+
+    for i.outer in parallel(3):
+      if i.outer < 2:
+        for i.inner in vectorized(4): ...        # no guard
+      else:
+        for i.inner in vectorized(2): ...        # i.outer = 2
 """
 
 from __future__ import annotations
@@ -48,10 +57,13 @@ class _Partitioner(StmtMutator):
             return self.generic_visit_stmt(loop)
         lo, ext = loop.min.value, loop.extent.value
         if loop.kind is not s.ForKind.THREAD_BINDING and self.budget > 0:
-            cut = self.find_cut(loop, lo, ext)
-            if cut is not None:
+            parts = self.find_cut(loop, lo, ext)
+            if parts is not None and loop.kind is s.ForKind.PARALLEL:
                 self.budget -= 1
-                return self.visit(s.seq(*cut))
+                return self.branch_by_part(loop, parts)
+            if parts is not None:
+                self.budget -= 1
+                return self.visit(s.seq(*[_make_loop(loop, a, b, body) for a, b, body in parts]))
         self.ranges[loop.var] = (lo, ext)
         body = self.visit(loop.body)
         del self.ranges[loop.var]
@@ -76,9 +88,30 @@ class _Partitioner(StmtMutator):
                 body = loop.body
                 if verdict == "true":
                     body = _ReplaceGuard(guard, True).visit(body)
-                parts.append(_make_loop(loop, start, stop, body))
+                parts.append((start, stop, body))
             return parts
         return None
+
+    def branch_by_part(self, loop: s.For, parts: list) -> s.Stmt:
+        """One parallel loop over the parts, whose body picks the part of the iteration."""
+        if not parts:
+            return s.NOP
+        if any(a != prev_b for (_, prev_b, _), (a, _, _) in zip(parts, parts[1:])):
+            # the parts do not tile a range (not expected: false parts are at the ends)
+            return self.visit(s.seq(*[_make_loop(loop, a, b, body) for a, b, body in parts]))
+        branches = []
+        for start, stop, body in parts:
+            if stop - start == 1:
+                body = substitute_stmt(body, {loop.var: n.Const(start, _INDEX)})
+            self.ranges[loop.var] = (start, stop - start)
+            branches.append((stop, self.visit(body)))
+            del self.ranges[loop.var]
+        body = branches[-1][1]
+        for stop, branch in reversed(branches[:-1]):
+            body = s.IfThenElse(n.LT(loop.var, n.Const(stop, _INDEX)), branch, body)
+        start, stop = parts[0][0], parts[-1][1]
+        return s.For(loop.var, n.Const(start, _INDEX), n.Const(stop - start, _INDEX), loop.kind,
+                     body, loop.thread_tag)
 
     def true_false_regions(self, cond, var, lo, ext, inner_ranges):
         """Ranges of ``var`` where ``cond`` always holds / never holds, whatever the values

@@ -10,7 +10,10 @@ After::
     C[ramp(i * 8, 1, 8)] = A[ramp(i * 8, 1, 8)] + B[ramp(0, 1, 8)]
 
 Branches whose condition differs between lanes become masks on loads and stores, and
-inner loops run once for all lanes. Run after flatten_buffers.
+inner loops run once for all lanes. A loop of more than 8 iterations that are not a power
+of two (the edge of a split, say 40) becomes one vector statement per power of two
+(32 + 8 lanes): LLVM lowers odd-sized vectors such as <40 x float> to slow shuffles and
+spills. Run after flatten_buffers.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from dlc.expr.analysis import linear_form
 from dlc.expr.functor import ExprMutator, substitute
 from dlc.expr.simplify import simplify
 from dlc.tir import stmt as s
-from dlc.tir.functor import StmtMutator
+from dlc.tir.functor import StmtMutator, substitute_stmt
 
 _INDEX = dtypes.INDEX_DTYPE
 
@@ -55,12 +58,23 @@ class _FindVectorLoops(StmtMutator):
         if not known:
             raise LoweringError(f"cannot vectorize loop {loop.var.name}: its bounds are not "
                                 "constant")
-        lanes = loop.extent.value
-        if lanes == 1:
-            from dlc.tir.functor import substitute_stmt
+        start, pieces = loop.min.value, []
+        for width in _vector_widths(loop.extent.value):
+            if width == 1:
+                pieces.append(substitute_stmt(body, {loop.var: n.Const(start, _INDEX)}))
+            else:
+                ranges = dict(self.ranges)
+                pieces.append(_VectorizeBody(loop.var, start, width, ranges).run(body))
+            start += width
+        return s.seq(*pieces)
 
-            return substitute_stmt(body, {loop.var: loop.min})
-        return _VectorizeBody(loop.var, loop.min.value, lanes, dict(self.ranges)).run(body)
+
+def _vector_widths(lanes: int) -> list[int]:
+    """Widths of the vector statements for a loop of ``lanes`` iterations: ``lanes`` itself
+    when it is a power of two or at most 8, else its powers of two, largest first."""
+    if lanes <= 8 or lanes & (lanes - 1) == 0:
+        return [lanes]
+    return [1 << b for b in range(lanes.bit_length() - 1, -1, -1) if lanes >> b & 1]
 
 
 class _VectorizeBody:

@@ -100,7 +100,10 @@ class _Lowerer:
         if target.attach.kind == "inline":
             raise ScheduleError(f"{st.name} is computed at {target.name}.{st.attach.loop}, but "
                                 f"{target.name} is inlined; compute it elsewhere")
-        others = sorted(consumers - {target.name})
+        # readers computed at the same loop (after st) read it there too
+        siblings = sorted(c for c in consumers - {target.name}
+                          if self.sch.stages[c].attach == st.attach)
+        others = sorted(consumers - {target.name} - set(siblings))
         if others:
             raise ScheduleError(f"{st.name} is computed at {target.name}.{st.attach.loop} but is "
                                 f"also read by {', '.join(others)}, which is not computed inside "
@@ -121,14 +124,17 @@ class _Lowerer:
             var_ranges[axis] = (0, axis.extent)
         shape = self.sch.stages[st.name].op.shape
         dims: list = [False] * len(shape)
-        for read in self.reads_of(self.effective_body(target)):
-            if self.name_of(read.tensor) != st.name:
-                continue
-            for d, idx in enumerate(read.indices):
-                if dims[d] is None:
+        readers = [(target, var_iv, var_ranges)]
+        readers += [self.sibling_intervals(self.sch.stages[c]) for c in siblings]
+        for reader, ivs, rngs in readers:
+            for read in self.reads_of(self.effective_body(reader)):
+                if self.name_of(read.tensor) != st.name:
                     continue
-                iv = bound.index_interval(idx, var_iv, var_ranges, self.ranges)
-                dims[d] = iv if dims[d] is False else bound.union(dims[d], iv, self.ranges)
+                for d, idx in enumerate(read.indices):
+                    if dims[d] is None:
+                        continue
+                    iv = bound.index_interval(idx, ivs, rngs, self.ranges)
+                    dims[d] = iv if dims[d] is False else bound.union(dims[d], iv, self.ranges)
         region, clip = [], []
         for d, iv in enumerate(dims):
             if iv is None or iv is False or iv.hi - iv.lo + 1 >= shape[d]:
@@ -142,6 +148,18 @@ class _Lowerer:
             clip.append(nlo is None or nhi is None or nlo < 0 or nhi > shape[d] - 1)
         self.clip[st.name] = clip
         return region
+
+    def sibling_intervals(self, stage) -> tuple:
+        """(stage, intervals of its axes, their ranges) for a stage computed at the same
+        loop as one it reads: its whole region, and its full reduction axes."""
+        ivs, rngs = {}, {}
+        for axis, (lo, ext) in zip(stage.op.axes, self.regions[stage.name]):
+            ivs[axis] = SymInterval(lo, 0, ext - 1)
+            rngs[axis] = (0, axis.extent)
+        for axis in stage.op.reduce_axes:
+            ivs[axis] = SymInterval.const(0, axis.extent - 1)
+            rngs[axis] = (0, axis.extent)
+        return stage, ivs, rngs
 
     # -- statements ------------------------------------------------------------------------
     def lower_reads(self, expr):
