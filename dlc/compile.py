@@ -15,6 +15,7 @@ import time
 
 from dlc.errors import DlcError
 from dlc.graph.ir import Graph
+from dlc.graph.passes.alter_conv_layout import alter_conv_layout
 from dlc.graph.passes.eliminate_common_subexpressions import eliminate_common_subexpressions
 from dlc.graph.passes.eliminate_dead_nodes import eliminate_dead_nodes
 from dlc.graph.passes.fold_batchnorm import fold_batchnorm
@@ -22,12 +23,14 @@ from dlc.graph.passes.fold_constants import fold_constants
 from dlc.graph.passes.fold_scales import fold_scales
 from dlc.graph.passes.fuse_ops import fuse_ops
 from dlc.graph.passes.infer_types import infer_types, untyped_nodes
+from dlc.graph.passes.pack_dense_weights import pack_dense_weights
 from dlc.graph.passes.recognize_reductions import recognize_reductions
 from dlc.graph.passes.simplify_algebra import simplify_algebra
 from dlc.target import Target
 
 #: Graph passes run before lowering, in order, each with the lowest ``opt_level`` that
-#: runs it: 1 cleanups, 2 fusion, 3 layout changes.
+#: runs it: 1 cleanups, 2 fusion, 3 layout changes (before fusion, so that convolutions
+#: absorb their epilogues in the new layout).
 GRAPH_PIPELINE: list = [  # [(level, pass_fn)]
     (1, fold_constants),
     (1, simplify_algebra),
@@ -36,6 +39,8 @@ GRAPH_PIPELINE: list = [  # [(level, pass_fn)]
     (1, fold_scales),
     (1, eliminate_common_subexpressions),
     (1, eliminate_dead_nodes),
+    (3, alter_conv_layout),
+    (3, pack_dense_weights),
     (2, fuse_ops),
 ]
 

@@ -33,3 +33,7 @@ def apply_schedule(name: str, sch, outputs, anchor=None):
         raise DlcError(f"no schedule named {name!r}; known: {', '.join(sorted(SCHEDULES))}") \
             from None
     return fn(sch, outputs, anchor if anchor is not None else outputs[0])
+
+
+# Schedule modules register themselves (they import register_schedule from here).
+from dlc.schedules.cpu import conv2d, dense  # noqa: E402, F401

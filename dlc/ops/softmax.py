@@ -2,8 +2,10 @@
 turns the older "coerce to 2-D" versions into these).
 
 Softmax is computed stably, as ``exp(x - max) / sum(exp(x - max))`` (LogSoftmax as
-``x - max - log(sum(exp(x - max)))``), in float32 for half-precision inputs, with the sum
-accumulated in float64 for float32 inputs.
+``x - max - log(sum(exp(x - max)))``), with the sum accumulated in float64 for float32
+inputs. Half-precision inputs are computed in float32 with the intermediate results
+(``x - max``, ``exp``, the sum, its log) rounded to the input dtype, as the ops of the
+spec's function body (Exp, ReduceSum, Div in the input type) round them.
 """
 
 from __future__ import annotations
@@ -24,25 +26,39 @@ def softmax_stages(x: te.Tensor, axis: int, name: str):
     """Functions of a full index ``idx`` for a stable softmax of ``x`` along ``axis``, in
     the accumulation dtype: ``shifted(idx)`` is ``x - max``, ``exp(idx)`` its exponential
     (a stage of its own, so it is computed once) and ``total(idx)`` the sum of ``exp``
-    along the axis."""
+    along the axis; each rounded to ``x``'s dtype when that is a half-precision one."""
     acc = accumulation_dtype(x.dtype)
+    rounded = _rounding(x.dtype, acc)
     mx = reduce_compute(x.shape, [axis], lambda idx: te.cast(x[idx], acc), "max",
                         name=f"{name}_max")
 
     def shifted(idx):
-        return te.cast(x[idx], acc) - mx[kept(idx, axis)]
+        return rounded(te.cast(x[idx], acc) - mx[kept(idx, axis)])
 
-    e = te.compute(x.shape, lambda *i: te.exp(shifted(i)), name=f"{name}_exp")
+    e = te.compute(x.shape, lambda *i: rounded(te.exp(shifted(i))), name=f"{name}_exp")
     sums = reduce_compute(x.shape, [axis], lambda idx: te.cast(e[idx], sum_dtype(acc)),
                           "sum", name=f"{name}_sum")
-    return shifted, (lambda idx: e[idx]), (lambda idx: te.cast(sums[kept(idx, axis)], acc))
+    return shifted, (lambda idx: e[idx]), \
+        (lambda idx: rounded(te.cast(sums[kept(idx, axis)], acc)))
+
+
+def _rounding(dtype: str, acc: str):
+    """``v -> v`` rounded to ``dtype`` (and back to ``acc``) when they differ."""
+    if dtype == acc:
+        return lambda v: v
+    return lambda v: te.cast(te.cast(v, dtype), acc)
 
 
 def np_softmax_parts(x, axis: int):
-    """NumPy (shifted values, sum of exp) in the accumulation dtype."""
+    """NumPy (shifted values, exp, sum of exp) in the accumulation dtype, rounded like
+    ``softmax_stages``."""
+    def rounded(v):
+        return v.astype(x.dtype).astype(np.float32) if x.dtype.itemsize < 4 else v
+
     v = x.astype(np.float32) if x.dtype.itemsize < 4 else x
-    shifted = v - np.max(v, axis=axis, keepdims=True)
-    return shifted, np.sum(np.exp(shifted), axis=axis, keepdims=True)
+    shifted = rounded(v - np.max(v, axis=axis, keepdims=True))
+    e = rounded(np.exp(shifted))
+    return shifted, e, rounded(np.sum(e, axis=axis, keepdims=True))
 
 
 class _AlongAxis(OpDef):
@@ -66,8 +82,8 @@ class Softmax(_AlongAxis):
     name = "Softmax"
 
     def reference(self, ctx, x):
-        shifted, total = np_softmax_parts(x, self.axis(ctx))
-        return [(np.exp(shifted) / total).astype(x.dtype)]
+        _, e, total = np_softmax_parts(x, self.axis(ctx))
+        return [(e / total).astype(x.dtype)]
 
     def compute(self, ctx, x):
         axis, name = self.axis(ctx), ctx.name or self.name
@@ -80,14 +96,17 @@ class LogSoftmax(_AlongAxis):
     name = "LogSoftmax"
 
     def reference(self, ctx, x):
-        shifted, total = np_softmax_parts(x, self.axis(ctx))
-        return [(shifted - np.log(total)).astype(x.dtype)]
+        shifted, _, total = np_softmax_parts(x, self.axis(ctx))
+        log = np.log(total)
+        log = log.astype(x.dtype).astype(np.float32) if x.dtype.itemsize < 4 else log
+        return [(shifted - log).astype(x.dtype)]
 
     def compute(self, ctx, x):
         axis, name = self.axis(ctx), ctx.name or self.name
         shifted, _, total = softmax_stages(x, axis, name)
-        return [te.compute(x.shape, lambda *i: te.cast(shifted(i) - te.log(total(i)), x.dtype),
-                           name=name)]
+        rounded = _rounding(x.dtype, accumulation_dtype(x.dtype))
+        return [te.compute(x.shape, lambda *i: te.cast(shifted(i) - rounded(te.log(total(i))),
+                                                       x.dtype), name=name)]
 
 
 @register
