@@ -152,7 +152,7 @@ class SoftmaxCrossEntropyLoss(OpDef):
         return [check_loss_inputs(ctx, "scores"), ctx.type(0)]
 
     def reference(self, ctx, scores, labels, weights=None):
-        shifted, total = np_softmax_parts(scores, 1)
+        shifted, _, total = np_softmax_parts(scores, 1)
         log_prob = (shifted - np.log(total)).astype(scores.dtype)
         loss = np_nll(ctx, _np_acc(log_prob), labels, weights)
         return [np.asarray(loss).astype(scores.dtype), log_prob]

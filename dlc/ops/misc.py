@@ -1,12 +1,13 @@
-"""Operators without a family of their own: Det."""
+"""Operators without a family of their own: Det, Dropout (inference)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from dlc import te
+from dlc.errors import UnsupportedOpError
 from dlc.ops.common import np_dtype, out_type
-from dlc.ops.registry import FLOATS, OPAQUE, OpDef, check_dtype, register
+from dlc.ops.registry import ELEMWISE, FLOATS, OPAQUE, OpDef, check_dtype, register
 
 _F64 = "float64"
 
@@ -93,3 +94,48 @@ def _eliminate(a, k: int, m: int, batch: tuple, tag: str):
     nxt = te.compute(a.shape, body, name=tag + "_a")
     swap = te.compute(batch, lambda *b: pivot_row(b) != k, name=tag + "_swap")
     return nxt, pivot, swap
+
+
+@register
+class Dropout(OpDef):
+    """Inference Dropout: ``output`` is a copy of ``data`` and ``mask`` is all true.
+
+    In training mode (input ``training_mode`` true) Dropout zeroes random elements, which
+    dlc does not do: a true ``training_mode`` is accepted only with ``ratio`` 0, where the
+    result is the same. ``ratio`` (default 0.5) is read only then."""
+
+    name = "Dropout"
+    pattern = ELEMWISE
+    attrs = {"seed": None}
+    num_inputs = (1, 3)
+    num_outputs = (1, 2)
+    value_inputs = (1, 2)
+
+    def infer(self, ctx):
+        t = ctx.type(0)
+        check_dtype(ctx, 0, FLOATS)
+        if ctx.has_input(1):
+            check_dtype(ctx, 1, FLOATS)
+            if ctx.type(1).ndim:
+                raise ctx.error(f"ratio must be a scalar, got shape {list(ctx.type(1).shape)}")
+        if ctx.has_input(2):
+            check_dtype(ctx, 2, ("bool",))
+            if ctx.type(2).ndim:
+                raise ctx.error("training_mode must be a scalar, got shape "
+                                f"{list(ctx.type(2).shape)}")
+            if bool(ctx.value(2)):
+                ratio = float(ctx.value(1)) if ctx.has_input(1) else 0.5
+                if ratio != 0.0:
+                    raise UnsupportedOpError(
+                        f"Dropout node {ctx.name!r}: training_mode is true with ratio "
+                        f"{ratio}; training-mode dropout draws random numbers and dlc "
+                        "compiles inference only (give training_mode false, or ratio 0)")
+        return [t, out_type(t.shape, "bool")]
+
+    def reference(self, ctx, x, ratio=None, training_mode=None):
+        return [x.copy(), np.ones(x.shape, bool)]
+
+    def compute(self, ctx, x, ratio=None, training_mode=None):
+        name = ctx.name or self.name
+        return [te.compute(x.shape, lambda *i: x[i], name=name),
+                te.compute(x.shape, lambda *i: te.const(True, "bool"), name=name + "_mask")]

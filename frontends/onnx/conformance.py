@@ -118,41 +118,111 @@ def all_cases() -> list:
     return node_cases() + data_cases()
 
 
+_STRING = 8  # TensorProto.STRING
+#: ops of the ai.onnx.ml domain that take or make maps or sequences of maps
+MAP_OPS = {"CastMap", "DictVectorizer", "ZipMap"}
+
+
 def scope_reason(case: Case) -> str | None:
-    """Why a case is outside the inference scope, or None if it is in scope."""
+    """Why a case is outside the inference scope, or None if it is in scope.
+
+    Out of scope are exactly: training (the training domain, and BatchNormalization or
+    Dropout in training mode), sequence, map and optional values, string tensors, and
+    random ops (RandomNormal, Bernoulli, ...: their values are not specified)."""
     model = case.load()
-    for vi in list(model.graph.input) + list(model.graph.output):
-        kind = vi.type.WhichOneof("value")
-        if kind != "tensor_type":
-            return f"{kind.replace('_type', '')} values"
-        if vi.type.tensor_type.elem_type == 8:
+    opsets = {("" if o.domain in ("", "ai.onnx") else o.domain): o.version
+              for o in model.opset_import}
+    for graph in _all_graphs(model.graph):
+        for vi in list(graph.input) + list(graph.output) + list(graph.value_info):
+            reason = _value_reason(vi.type)
+            if reason:
+                return reason
+        if any(init.data_type == _STRING for init in graph.initializer):
             return "string tensors"
-    for node in _all_nodes(model.graph):
-        if node.domain == "ai.onnx.preview.training" or node.op_type in TRAINING_OPS:
-            return "training op"
-        if node.op_type in RANDOM_OPS:
-            return "random op"
-        if node.op_type in SEQUENCE_OPS:
-            return "sequence/optional values"
-        if node.op_type in STRING_OPS:
-            return "string tensors"
-        for attr in node.attribute:
-            if attr.name == "training_mode" and attr.i:
-                return "training mode"
-    if "training_dropout" in case.name or "batchnorm" in case.name and "training" in case.name:
+    for graph in _all_graphs(model.graph):
+        for node in graph.node:
+            domain = "" if node.domain in ("", "ai.onnx") else node.domain
+            reason = _node_reason(node, opsets.get(domain), graph)
+            if reason:
+                return reason
+    return None
+
+
+def _value_reason(type_proto) -> str | None:
+    kind = type_proto.WhichOneof("value")
+    if kind is None:
+        return None  # a subgraph value whose type is left to inference
+    if kind != "tensor_type":
+        return f"{kind.replace('_type', '')} values"
+    if type_proto.tensor_type.elem_type == _STRING:
+        return "string tensors"
+    return None
+
+
+def _node_reason(node, opset, graph) -> str | None:
+    if node.domain == "ai.onnx.preview.training" or node.op_type in TRAINING_OPS:
+        return "training op"
+    if node.op_type in RANDOM_OPS:
+        return "random op"
+    if node.op_type in SEQUENCE_OPS:
+        return "sequence/optional values"
+    if node.op_type in MAP_OPS:
+        return "map values"
+    if node.op_type in STRING_OPS:
+        return "string tensors"
+    attrs = {a.name: a for a in node.attribute}
+    if node.op_type in ("Cast", "Constant") and (
+            attrs.get("to") is not None and attrs["to"].i == _STRING
+            or "value_string" in attrs or "value_strings" in attrs
+            or "value" in attrs and attrs["value"].t.data_type == _STRING):
+        return "string tensors"
+    if _training_mode(node, attrs, opset or 0, graph):
         return "training mode"
     return None
 
 
-def _all_nodes(graph):
+def _training_mode(node, attrs: dict, opset: int, graph) -> bool:
+    """BatchNormalization or Dropout run in training mode."""
+    def flag(name, default):
+        return attrs[name].i if name in attrs else default
+
+    if node.op_type == "BatchNormalization":
+        if opset < 7:
+            return not flag("is_test", 0)
+        if opset < 14:
+            return any(node.output[1:])  # the running statistics are asked for
+        return bool(flag("training_mode", 0))
+    if node.op_type == "Dropout":
+        if opset < 7:
+            return not flag("is_test", 0)
+        if opset < 12 or len(node.input) < 3 or not node.input[2]:
+            return False
+        constant = _constant_value(graph, node.input[2])
+        return constant is None or bool(constant.any())
+    return False
+
+
+def _constant_value(graph, name: str):
+    """The value of ``name`` if an initializer or a Constant node of ``graph`` gives it."""
+    from onnx import numpy_helper
+
+    for init in graph.initializer:
+        if init.name == name:
+            return numpy_helper.to_array(init)
     for node in graph.node:
-        yield node
+        if node.op_type == "Constant" and list(node.output) == [name]:
+            for attr in node.attribute:
+                if attr.name == "value":
+                    return numpy_helper.to_array(attr.t)
+    return None
+
+
+def _all_graphs(graph):
+    yield graph
+    for node in graph.node:
         for attr in node.attribute:
-            if attr.type == 5:
-                yield from _all_nodes(attr.g)
-            elif attr.type == 10:
-                for g in attr.graphs:
-                    yield from _all_nodes(g)
+            for sub in [attr.g] if attr.type == 5 else list(attr.graphs):
+                yield from _all_graphs(sub)
 
 
 def light_inputs(model) -> list:
@@ -169,8 +239,20 @@ def light_inputs(model) -> list:
     return feeds
 
 
+class Mismatch(AssertionError):
+    """The outputs differ from ONNX's expected ones (a wrong result, not a crash)."""
+
+
 def assert_similar(ref_outputs, outputs, rtol: float, atol: float) -> None:
-    """ONNX's comparison (onnx.backend.test.runner): shapes, dtypes, then allclose."""
+    """ONNX's comparison (onnx.backend.test.runner): shapes, dtypes, then allclose;
+    raises Mismatch."""
+    try:
+        _compare(ref_outputs, outputs, rtol, atol)
+    except AssertionError as err:
+        raise Mismatch(str(err)) from None
+
+
+def _compare(ref_outputs, outputs, rtol: float, atol: float) -> None:
     assert len(outputs) == len(ref_outputs), \
         f"{len(outputs)} outputs, expected {len(ref_outputs)}"
     for k, (out, ref) in enumerate(zip(outputs, ref_outputs)):
@@ -226,15 +308,20 @@ def _classify(case: Case):
     try:
         run_case(case)
         return "pass", "", time.perf_counter() - start
-    except AssertionError as err:
-        first = str(err).strip().splitlines()
-        return "fail", "wrong result: " + (" ".join(first[:3])[:200]), \
-            time.perf_counter() - start
+    except Mismatch as err:
+        return "fail", "wrong result: " + _one_line(str(err)), time.perf_counter() - start
     except Exception as err:  # noqa: BLE001
-        text = f"{type(err).__name__}: {err}".splitlines()[0][:200]
+        text = _one_line(f"{type(err).__name__}: {err}")
         if os.environ.get("DLC_CONFORMANCE_TRACEBACK"):
             traceback.print_exc()
         return "fail", text, time.perf_counter() - start
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    """The first lines of a message, joined (an unsupported-op list names the ops on its
+    second line)."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return " ".join(lines[:3])[:limit]
 
 
 def sweep(names=None, jobs: int = 1) -> list:

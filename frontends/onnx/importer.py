@@ -53,13 +53,27 @@ def from_onnx(model, input_shapes=None) -> Graph:
 
     proto = load_model(model)
     opsets = opsets_of(proto)
-    if "" not in opsets:
-        raise ModelError("the model imports no version of the default ONNX operator set")
+    if "" not in opsets and any(_domain(n) == "" for n in _nodes(proto.graph)):
+        raise ModelError("the model uses operators of the default ONNX domain but imports no "
+                         "version of the default operator set")
     cx = ImportContext(opsets, {(f.domain, f.name): f for f in proto.functions})
     check_supported(proto.graph, cx)
     graph = cx.convert_graph(proto.graph, input_shapes=input_shapes or {}, top=True)
     verify(graph)
     return graph
+
+
+def _domain(node) -> str:
+    return "" if node.domain in ("", "ai.onnx") else node.domain
+
+
+def _nodes(graph_proto):
+    """Every node of a GraphProto, subgraphs included."""
+    for node in graph_proto.node:
+        yield node
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.type == 5 else list(attr.graphs):
+                yield from _nodes(sub)
 
 
 def check_supported(graph_proto, cx: ImportContext) -> None:

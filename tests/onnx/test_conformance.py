@@ -29,3 +29,70 @@ def test_onnx_case(case):
     if reason:
         pytest.skip(f"out of scope: {reason}")
     conformance.run_case(case)
+
+
+# -- the scope definition and the harness ---------------------------------------------------
+def _case(nodes, inputs, outputs, opset=22, initializers=()):
+    from onnx import helper
+
+    graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    return conformance.Case("test_scope", "node", model=model)
+
+
+def _scope_models():
+    from onnx import TensorProto as T
+    from onnx import helper
+
+    x = helper.make_tensor_value_info("x", T.FLOAT, [2])
+    y = helper.make_tensor_value_info("y", T.FLOAT, [2])
+    t = helper.make_tensor_value_info("t", T.BOOL, [])
+    off = helper.make_tensor("t", T.BOOL, [], [False])
+    bn = [helper.make_tensor_value_info(n, T.FLOAT, [1]) for n in "sbmv"]
+    seq = helper.make_tensor_sequence_value_info("q", T.FLOAT, None)
+    loop_body = helper.make_graph([helper.make_node("Identity", ["q"], ["q2"])], "body",
+                                  [seq], [helper.make_tensor_sequence_value_info(
+                                      "q2", T.FLOAT, None)])
+    node = helper.make_node
+    return [
+        (_case([node("Dropout", ["x", "", "t"], ["y"])], [x, t], [y]), "training mode"),
+        (_case([node("Dropout", ["x", "", "t"], ["y"])], [x], [y], initializers=[off]),
+         None),
+        (_case([node("Dropout", ["x"], ["y"], is_test=0)], [x], [y], opset=6),
+         "training mode"),
+        (_case([node("BatchNormalization", ["x", *"sbmv"], ["y", "m2", "v2"])], [x, *bn],
+               [y], opset=9), "training mode"),
+        (_case([node("BatchNormalization", ["x", *"sbmv"], ["y"])], [x, *bn], [y], opset=9),
+         None),
+        (_case([node("Cast", ["x"], ["s"], to=T.STRING), node("Cast", ["s"], ["y"], to=1)],
+               [x], [y]), "string tensors"),
+        (_case([node("If", ["c"], ["y"], then_branch=loop_body, else_branch=loop_body)],
+               [helper.make_tensor_value_info("c", T.BOOL, [])], [y]), "sequence values"),
+        (_case([node("RandomUniformLike", ["x"], ["y"])], [x], [y]), "random op"),
+        (_case([node("Relu", ["x"], ["y"])], [x], [y]), None),
+    ]
+
+
+@pytest.mark.parametrize("k", range(9))
+def test_scope_reason(k):
+    case, reason = _scope_models()[k]
+    assert conformance.scope_reason(case) == reason
+
+
+def test_wrong_results_and_crashes_are_told_apart():
+    import numpy as np
+    from onnx import TensorProto as T
+    from onnx import helper
+
+    x = helper.make_tensor_value_info("x", T.FLOAT, [2])
+    y = helper.make_tensor_value_info("y", T.FLOAT, [2])
+    case = _case([helper.make_node("Relu", ["x"], ["y"])], [x], [y])
+    a = np.array([-1.0, 2.0], np.float32)
+    case.data_sets = [([a], [np.array([0.0, 2.0], np.float32)])]
+    assert conformance._classify(case)[0] == "pass"
+    case.data_sets = [([a], [np.array([1.0, 2.0], np.float32)])]
+    status, detail, _ = conformance._classify(case)
+    assert (status, detail.split(":")[0]) == ("fail", "wrong result")
+    case.data_sets = [([a, a], [a])]  # a crash names the error, not "wrong result"
+    status, detail, _ = conformance._classify(case)
+    assert status == "fail" and detail.startswith("ArgumentError")

@@ -304,7 +304,8 @@ def test_loop_body_adding_to_the_iteration_number():
 
 def test_uncaptured_outer_tensors_come_from_the_enclosing_environment():
     g = GraphBuilder("outer")
-    c, x = g.input("c", (), "bool"), g.input("x", (2,))
+    c = g.input("c", (), "bool")
+    g.input("x", (2,))
     body = body_graph("b", [], lambda b: [b.constant(np.zeros(2, F))])
     body.nodes, body.outputs = [], ["x"]    # reads the outer x by name
     g.output(g.op("If", c, then_branch=body, else_branch=body, outputs=["y"]))

@@ -511,4 +511,73 @@ def test_converters_cover_every_opset():
     for op, since in dict(_SINCE, Clip=6).items():
         for opset in range(max(since, 7), 29):
             assert registry.find(op, opset) is not None, (op, opset)
-        assert registry.find(op, since - 1) is None or op == "Clip", op
+        older = registry.find(op, since - 1)
+        if older is not None:  # only a dedicated converter for the old semantics
+            assert older is not registry.find(op, since), op
+            assert registry.find(op, 1) is not None, op
+
+
+# -- ONNX opsets before 7: consumed_inputs, broadcast/axis, per-channel PRelu ---------------
+def _onnx(op, shapes, opset, dtype=None, out_dtype=None, **attrs):
+    """A one-node ONNX model over inputs a, b, ... of ``shapes`` (float32 by default)."""
+    from onnx import TensorProto, helper
+
+    dtype = dtype or TensorProto.FLOAT
+    names = "abcd"[:len(shapes)]
+    node = helper.make_node(op, list(names), ["y"], **attrs)
+    graph = helper.make_graph(
+        [node], "legacy", [helper.make_tensor_value_info(n, dtype, s)
+                           for n, s in zip(names, shapes)],
+        [helper.make_tensor_value_info("y", out_dtype or dtype, None)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+@pytest.mark.parametrize("op, fn", [("Add", np.add), ("Sub", np.subtract),
+                                    ("Mul", np.multiply), ("Div", np.divide)])
+def test_onnx_v6_broadcast_along_axis(op, fn):
+    a = np.arange(24, dtype=np.float32).reshape(2, 3, 4) + 1
+    b = np.array([1.0, 2.0, 4.0], np.float32)
+    model = _onnx(op, [a.shape, b.shape], 6, broadcast=1, axis=1)
+    np.testing.assert_allclose(dlc.compile(model).run(a, b)[0], fn(a, b[:, None]))
+
+
+def test_onnx_v1_suffix_broadcast_and_consumed_inputs():
+    a = np.ones((2, 3), np.float32)
+    b = np.array([1.0, 2.0, 3.0], np.float32)
+    model = _onnx("Add", [a.shape, b.shape], 1, broadcast=1, consumed_inputs=[0, 0])
+    np.testing.assert_allclose(dlc.compile(model).run(a, b)[0], a + b)
+    relu = _onnx("Relu", [(3,)], 1, consumed_inputs=[0])
+    np.testing.assert_allclose(dlc.compile(relu).run(b - 2)[0], np.maximum(b - 2, 0))
+
+
+def test_onnx_v6_comparison_broadcast_and_pow():
+    from onnx import TensorProto
+
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    b = np.array([1.0, 4.0], np.float32)
+    model = _onnx("Less", [a.shape, b.shape], 1, out_dtype=TensorProto.BOOL, broadcast=1,
+                  axis=0)
+    np.testing.assert_array_equal(dlc.compile(model).run(a, b)[0], a < b[:, None])
+    pw = _onnx("Pow", [a.shape, a.shape], 6)
+    np.testing.assert_allclose(dlc.compile(pw).run(a, a)[0], a ** a, rtol=1e-6)
+
+
+def test_onnx_v6_prelu_slope_per_channel():
+    x = np.linspace(-2, 2, 24, dtype=np.float32).reshape(2, 3, 4)
+    slope = np.array([0.1, 0.2, 0.3], np.float32)
+    got = dlc.compile(_onnx("PRelu", [x.shape, slope.shape], 6)).run(x, slope)[0]
+    np.testing.assert_allclose(got, np.where(x < 0, x * slope[:, None], x))
+
+
+def test_onnx_v1_clip_without_bounds_and_with_one():
+    x = np.array([-np.inf, -3, 0, 5, np.inf], np.float32)
+    np.testing.assert_array_equal(dlc.compile(_onnx("Clip", [x.shape], 1)).run(x)[0], x)
+    got = dlc.compile(_onnx("Clip", [x.shape], 1, min=-1.0)).run(x)[0]
+    np.testing.assert_array_equal(got, np.maximum(x, -1))
+
+
+def test_onnx_legacy_broadcast_must_fail():
+    with pytest.raises(dlc.ModelError, match="broadcast=0"):
+        dlc.compile(_onnx("Add", [(2, 3), (3,)], 6))
+    with pytest.raises(dlc.ModelError, match="axis=2"):
+        dlc.compile(_onnx("Add", [(2, 3), (3,)], 6, broadcast=1, axis=2))

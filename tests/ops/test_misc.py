@@ -59,3 +59,60 @@ def test_onnx_det():
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
     x = np.random.default_rng(1).standard_normal((2, 3, 3)).astype(np.float32)
     np.testing.assert_allclose(dlc.compile(model).run(x)[0], np.linalg.det(x), rtol=1e-5)
+
+
+# -- Dropout (inference) ------------------------------------------------------------------
+def _dropout_model(opset, outputs=("y", "mask"), mask_type=TensorProto.BOOL, inputs=("x",),
+                   extra=(), **attrs):
+    node = helper.make_node("Dropout", list(inputs), list(outputs), **attrs)
+    out_types = [TensorProto.FLOAT, mask_type]
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info(o, t, [2, 3]) for o, t in zip(outputs, out_types)],
+        initializer=list(extra))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+_X = np.arange(6, dtype=np.float32).reshape(2, 3) - 2.5
+
+
+@pytest.mark.parametrize("opset, mask_type, mask", [
+    (22, TensorProto.BOOL, np.ones((2, 3), bool)),
+    (10, TensorProto.BOOL, np.ones((2, 3), bool)),
+    (7, TensorProto.FLOAT, np.ones((2, 3), np.float32)),   # before 10 the mask has X's type
+])
+def test_dropout_is_identity_with_a_full_mask(opset, mask_type, mask):
+    y, m = dlc.compile(_dropout_model(opset, mask_type=mask_type, ratio=0.3)
+                       if opset < 12 else _dropout_model(opset)).run(_X)
+    np.testing.assert_array_equal(y, _X)
+    assert m.dtype == mask.dtype
+    np.testing.assert_array_equal(m, mask)
+
+
+def test_dropout_training_mode_inputs():
+    ratio = helper.make_tensor("r", TensorProto.FLOAT, [], [0.0])
+    on = helper.make_tensor("t", TensorProto.BOOL, [], [True])
+    off = helper.make_tensor("t", TensorProto.BOOL, [], [False])
+    for mode in (on, off):  # training with ratio 0 changes nothing
+        model = _dropout_model(22, inputs=("x", "r", "t"), extra=(ratio, mode))
+        y, m = dlc.compile(model).run(_X)
+        np.testing.assert_array_equal(y, _X)
+        assert m.all()
+    half = helper.make_tensor("r", TensorProto.FLOAT, [], [0.5])
+    with pytest.raises(dlc.UnsupportedOpError, match="training_mode is true"):
+        dlc.compile(_dropout_model(22, inputs=("x", "r", "t"), extra=(half, on)))
+
+
+def test_dropout_v6_needs_test_mode():
+    y, = dlc.compile(_dropout_model(6, outputs=("y",), is_test=1)).run(_X)
+    np.testing.assert_array_equal(y, _X)
+    with pytest.raises(dlc.UnsupportedOpError, match="is_test=0"):
+        dlc.compile(_dropout_model(6, outputs=("y",)))
+
+
+def test_dropout_must_fail():
+    g = GraphBuilder("bad")
+    with pytest.raises(dlc.ModelError, match="dtype"):
+        g.op("Dropout", g.input("x", (2,), "int32"))
+    with pytest.raises(dlc.ModelError, match="scalar"):
+        g.op("Dropout", g.input("y", (2,), "float32"), g.constant(np.zeros(2, np.float32)))

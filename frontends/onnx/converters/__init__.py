@@ -7,6 +7,7 @@ from dlc.frontends.onnx.converters import (  # noqa: F401
     logic,
     math,
     misc,
+    ml,
     nn,
     quantize,
     reduction,

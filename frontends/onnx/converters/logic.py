@@ -1,6 +1,7 @@
 """Comparison, logical and bitwise operators."""
 
-from dlc.frontends.onnx.registry import passthrough
+from dlc.frontends.onnx.converters.math import legacy_binary
+from dlc.frontends.onnx.registry import converter, passthrough
 
 _SINCE = {
     # broadcasting since 7 (opset 1 had the broadcast/axis attributes)
@@ -14,3 +15,7 @@ _SINCE = {
 }
 for _op, _since in _SINCE.items():
     passthrough(_op, since=_since)
+
+# opset 1: the broadcast/axis attributes (see legacy_binary)
+for _op in ("Equal", "Less", "Greater", "And", "Or", "Xor"):
+    converter(_op, since=1)(legacy_binary(_op))

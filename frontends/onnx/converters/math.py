@@ -1,13 +1,16 @@
 """Elementwise math and activations.
 
-Opsets before 6 or 7 (``consumed_inputs``, the ``broadcast``/``axis`` attributes of binary
-ops) are out of scope; each op registers from its first version with today's semantics.
+Each op registers from the first version with today's semantics; the older versions are
+converted by the legacy converters at the end: ``consumed_inputs`` (opset 1, an
+in-place hint) is dropped, and binary ops before opset 7 broadcast only ``B`` to ``A``
+when ``broadcast=1``, aligned at ``axis`` (suffix matching when it is not set).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from dlc.errors import ModelError, UnsupportedOpError
 from dlc.frontends.onnx.registry import converter, passthrough
 
 _SINCE = {
@@ -51,3 +54,92 @@ def _like(cx, array, like: str, base: str) -> str:
     cx.emit("CastLike", [const, like], [out])
     return out
 
+
+
+# -- opsets before 6 and 7 --------------------------------------------------------------
+#: ops whose first version only differs by ``consumed_inputs`` (replaced in opset 6)
+_CONSUMED_INPUTS = ("Neg", "Abs", "Reciprocal", "Sqrt", "Exp", "Log", "Floor", "Ceil",
+                    "Relu", "LeakyRelu", "Elu", "Selu", "Sigmoid", "HardSigmoid", "Tanh",
+                    "Max", "Min", "Sum", "Mean")
+
+
+def _drop_consumed_inputs(op: str):
+    def convert(cx, node):
+        attrs = cx.attributes(node)
+        attrs.pop("consumed_inputs", None)
+        cx.emit(op, node.input, node.output, attrs)
+
+    convert.__name__ = f"convert_{op}_1"
+    return convert
+
+
+for _op in _CONSUMED_INPUTS:
+    converter(_op, since=1)(_drop_consumed_inputs(_op))
+
+
+def legacy_binary(op: str):
+    """Binary ops before opset 7: ``broadcast=1`` broadcasts B to A's shape, B's dims
+    aligned with A's starting at ``axis`` (suffix matching when ``axis`` is not set);
+    ``broadcast=0`` needs equal shapes. B is reshaped with trailing 1s so that NumPy
+    broadcasting gives the same result."""
+
+    def convert(cx, node):
+        attrs = cx.attributes(node)
+        a, b = node.input[0], node.input[1]
+        ta, tb = cx.type_of(a), cx.type_of(b)
+        if not attrs.get("broadcast", 0):
+            if ta is not None and tb is not None and ta.shape != tb.shape:
+                raise ModelError(f"{op} node {node.name!r} (opset {cx.opset}): broadcast=0 "
+                                 f"needs inputs of one shape, got {list(ta.shape)} and "
+                                 f"{list(tb.shape)}")
+        elif "axis" in attrs:
+            if ta is None or tb is None:
+                raise UnsupportedOpError(f"{op} node {node.name!r} (opset {cx.opset}): "
+                                         "broadcast with axis needs the input shapes when "
+                                         "the model is imported")
+            axis = attrs["axis"] + ta.ndim if attrs["axis"] < 0 else attrs["axis"]
+            if not 0 <= axis <= ta.ndim - tb.ndim:
+                raise ModelError(f"{op} node {node.name!r}: axis={attrs['axis']} does not "
+                                 f"place B of shape {list(tb.shape)} inside A of shape "
+                                 f"{list(ta.shape)}")
+            trailing = ta.ndim - axis - tb.ndim
+            if trailing:
+                shape = cx.constant(np.array(list(tb.shape) + [1] * trailing, np.int64),
+                                    "shape")
+                aligned = cx.fresh(f"{b}_aligned")
+                cx.emit("Reshape", [b, shape], [aligned])
+                b = aligned
+        cx.emit(op, [a, b], node.output)
+
+    convert.__name__ = f"convert_{op}_legacy"
+    return convert
+
+
+for _op in ("Add", "Sub", "Mul", "Div"):
+    converter(_op, since=1)(legacy_binary(_op))
+converter("Pow", since=1)(legacy_binary("Pow"))
+
+
+@converter("Clip", since=1)
+def clip_v1(cx, node):
+    """Opset 1: optional float bounds (absent: unbounded)."""
+    attrs = cx.attributes(node)
+    x = node.input[0]
+    bounds = [_like(cx, np.array(attrs.get(key, default), np.float32), x, key)
+              for key, default in (("min", -np.inf), ("max", np.inf))]
+    cx.emit("Clip", [x] + bounds, node.output)
+
+
+@converter("PRelu", since=1)
+def prelu_v1(cx, node):
+    """Opsets 1-6: a slope of one value per channel (shape [C] for X of shape
+    [N, C, ...]) applies along axis 1; opset 7 broadcasts it like NumPy instead."""
+    x, slope = node.input[0], node.input[1]
+    tx, ts = cx.type_of(x), cx.type_of(slope)
+    if tx is not None and ts is not None and ts.ndim == 1 and tx.ndim > 2 and \
+            ts.shape[0] == tx.shape[1] and ts.shape[0] != 1:
+        shape = cx.constant(np.array([ts.shape[0]] + [1] * (tx.ndim - 2), np.int64), "shape")
+        aligned = cx.fresh(f"{slope}_per_channel")
+        cx.emit("Reshape", [slope, shape], [aligned])
+        slope = aligned
+    cx.emit("PRelu", [x, slope], node.output)
