@@ -1,16 +1,16 @@
 """dlc: a deep-learning compiler. Tensor expressions and ONNX models to fast native code.
 
-Light to import: nothing here loads llvmlite or onnx until it is needed.
+Light to import: ``import dlc`` (and so ``import dlc.runtime``, which a deployed model
+needs) loads only the errors and the version; the compiler's layers (tensor expressions,
+loop IR, graphs, ops, code generation) load when a name below is first used.
 """
+
+import importlib
+import sys
+import types
 
 __version__ = "0.1.0"
 
-from dlc import te  # noqa: E402,F401
-
-# Imported eagerly (it loads no llvmlite) so that the name ``dlc.build`` is the function:
-# a lazy ``from dlc.build import ...`` would rebind it to the submodule on first use.
-from dlc.build import build  # noqa: E402,F401
-from dlc.compile import compile  # noqa: E402,F401,A004  (the function, not the module)
 from dlc.errors import (  # noqa: E402,F401
     ArgumentError,
     ArtifactError,
@@ -24,9 +24,50 @@ from dlc.errors import (  # noqa: E402,F401
     TargetError,
     UnsupportedOpError,
 )
-from dlc.target import Target  # noqa: E402,F401
-from dlc.tir.schedule import Loop, Schedule, Trace  # noqa: E402,F401
-from dlc.tir.stmt import ForKind  # noqa: E402,F401
+
+# Public name -> (module, attribute); attribute None means the module itself.
+_LAZY = {
+    "te": ("dlc.te", None),
+    "build": ("dlc.build", "build"),
+    "compile": ("dlc.compile", "compile"),
+    "Target": ("dlc.target", "Target"),
+    "Loop": ("dlc.tir.schedule", "Loop"),
+    "Schedule": ("dlc.tir.schedule", "Schedule"),
+    "Trace": ("dlc.tir.schedule", "Trace"),
+    "ForKind": ("dlc.tir.stmt", "ForKind"),
+}
+# Functions named like the submodule that defines them: importing the submodule must not
+# rebind ``dlc.build`` / ``dlc.compile`` to the module.
+_FUNCTIONS_NAMED_LIKE_MODULES = ("build", "compile")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module_name, attribute = _LAZY[name]
+        module = importlib.import_module(module_name)
+        value = module if attribute is None else getattr(module, attribute)
+        globals()[name] = value
+        return value
+    try:  # a subpackage used as an attribute (dlc.tir.stmt after import dlc)
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as err:
+        if err.name != f"{__name__}.{name}":
+            raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name, value):
+        if name in _FUNCTIONS_NAMED_LIKE_MODULES and isinstance(value, types.ModuleType):
+            return  # the import system binding the submodule: keep the function (lazily)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def lower(sch, name=None):
@@ -34,4 +75,3 @@ def lower(sch, name=None):
     from dlc.tir.lower import lower as _lower
 
     return _lower(sch, name)
-

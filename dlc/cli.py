@@ -1,21 +1,74 @@
 """The ``dlc`` command line: compile, run, inspect, bench.
 
-Exit codes: 0 success, 2 bad input or usage (one-line message), 1 internal error. Add
-``--verbose`` for a traceback.
+    dlc compile model.onnx -o model.dlc [--target T] [--opt-level N]
+                [--input-shape x=1x3x224x224] [--tuning-log log.jsonl]
+    dlc run model.dlc [--input x=x.npy | --input inputs.npz] [--output out.npz]
+    dlc inspect model.onnx|model.dlc [--stage graph|fused|loops|llvm]
+    dlc bench model.dlc [--compare-onnxruntime model.onnx] [--threads N]
+
+Exit codes: 0 success, 2 bad input or usage (a one-line message on stderr), 1 internal
+error (a dlc bug). ``--verbose`` (before or after the command) adds the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 import time
+import traceback
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+ARTIFACT_MAGIC = b"DLCMODEL"
 
 
 class UsageError(Exception):
     """A command-line mistake (reported with exit code 2)."""
+
+
+# -- helpers ------------------------------------------------------------------------------
+class Progress:
+    """Reports long steps on stderr as ``progress(done, total, what)`` calls arrive: on a
+    terminal one line per step, rewritten in place (at most 10 times a second); elsewhere
+    (when forced on with --progress) one line when each step ends."""
+
+    def __init__(self, stream, enabled: bool):
+        self.stream = stream
+        self.enabled = enabled
+        self.interactive = enabled and _isatty(stream)
+        self._what, self._start, self._shown = None, 0.0, 0.0
+
+    def __call__(self, done: int, total: int, what: str) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if what != self._what:
+            self._what, self._start, self._shown = what, now, 0.0
+        finished = done >= total
+        count = f" {done}/{total}" if total > 1 else ""
+        if finished:
+            line = f"  {what}{count}: done in {now - self._start:.2f} s"
+            self.stream.write(("\r\x1b[K" if self.interactive else "") + line + "\n")
+        elif self.interactive and (done == 0 or now - self._shown >= 0.1):
+            self._shown = now
+            self.stream.write(f"\r\x1b[K  {what}{count} ...")
+        else:
+            return
+        self.stream.flush()
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _progress(args) -> Progress:
+    enabled = not getattr(args, "quiet", False) and (getattr(args, "progress", False)
+                                                     or _isatty(sys.stderr))
+    return Progress(sys.stderr, enabled)
 
 
 def _parse_shape(text: str) -> tuple[str, tuple]:
@@ -33,58 +86,37 @@ def _parse_shape(text: str) -> tuple[str, tuple]:
     return name, shape
 
 
-def _progress(enabled: bool):
-    def report(done: int, total: int, what: str) -> None:
-        if enabled:
-            sys.stderr.write(f"\r  {what} {done}/{total}")
-            if done == total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
-
-    return report
-
-
 def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} GiB"
 
 
-# -- commands -----------------------------------------------------------------------------
-def cmd_compile(args) -> int:
-    import dlc
-    from dlc.compiler.model import CompiledModel
+def _positive(text: str, least: int = 1) -> int:
+    what = "a positive" if least == 1 else "a non-negative"
+    try:
+        value = int(text)
+    except ValueError:
+        value = least - 1
+    if value < least:
+        raise argparse.ArgumentTypeError(f"expected {what} integer, got {text!r}")
+    return value
 
-    shapes = dict(_parse_shape(s) for s in args.input_shape or [])
-    if not os.path.exists(args.model):
-        raise UsageError(f"{args.model}: no such file")
-    out = args.output or os.path.splitext(args.model)[0] + ".dlc"
-    _check_writable(out)
-    start = time.perf_counter()
-    model = dlc.compile(args.model, target=args.target, input_shapes=shapes or None,
-                        tuning_log=args.tuning_log, opt_level=args.opt_level,
-                        progress=_progress(sys.stderr.isatty() and not args.quiet))
-    seconds = time.perf_counter() - start
-    if not isinstance(model, CompiledModel):
-        raise UsageError(f"{args.model}: output shapes depend on input values, so it cannot be "
-                         "saved as an artifact; give the shape-like inputs with --input-shape")
-    size = model.save(out)
-    ops = {}
-    for node in model.source_graph.nodes:
-        ops[node.op] = ops.get(node.op, 0) + 1
-    print(f"compiled {args.model} -> {out}")
-    print(f"  ops:            {sum(ops.values())} ("
-          + ", ".join(f"{k} {v}" for k, v in sorted(ops.items(), key=lambda kv: -kv[1])[:8])
-          + (", ..." if len(ops) > 8 else "") + ")")
-    print(f"  kernels:        {len(model.kernels)}")
-    print(f"  compile time:   {seconds:.2f} s")
-    print(f"  artifact size:  {_human(size)}")
-    plan = model.memory_plan()
-    print(f"  planned memory: {_human(plan['arena_bytes'])} of intermediates "
-          f"({_human(plan['without_reuse_bytes'])} without buffer reuse)")
-    return EXIT_OK
+
+def _nonnegative(text: str) -> int:
+    return _positive(text, least=0)
+
+
+def _check_input_file(path: str) -> bool:
+    """The file exists and is readable; True when it is a .dlc artifact."""
+    if not os.path.exists(path):
+        raise UsageError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise UsageError(f"{path} is a directory, not a model file")
+    with open(path, "rb") as f:
+        return f.read(len(ARTIFACT_MAGIC)) == ARTIFACT_MAGIC
 
 
 def _check_writable(path: str) -> None:
@@ -97,56 +129,170 @@ def _check_writable(path: str) -> None:
         raise UsageError(f"cannot write {path}: it is a directory")
 
 
-def _load_any(path: str):
-    """A runnable model from a .dlc artifact or an ONNX file."""
-    import dlc
-    from dlc.runtime import load
+def _load_any(path: str, args, shapes: dict | None = None):
+    """A runnable model from a .dlc artifact or (compiled now) an ONNX model."""
+    if _check_input_file(path):
+        if getattr(args, "input_shape", None):
+            raise UsageError(f"{path} is a compiled artifact with fixed shapes; --input-shape "
+                             "applies to ONNX models")
+        from dlc.runtime import load
 
-    if not os.path.exists(path):
-        raise UsageError(f"{path}: no such file")
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if head == b"DLCMODEL":
         return load(path)
-    return dlc.compile(path)
+    import dlc
+
+    shapes = {**(shapes or {}), **dict(_parse_shape(s) for s in args.input_shape or [])}
+    return dlc.compile(path, input_shapes=shapes or None, progress=_progress(args))
 
 
-def _read_inputs(model, specs) -> dict:
+def _input_specs(model) -> list:
+    """[{"name", "shape", "dtype"}] of a loaded, compiled or dynamic model's inputs."""
+    executor = getattr(model, "executor", None)
+    if executor is not None:
+        return executor.inputs
+    return [{"name": n, "shape": list(model.graph.types[n].shape),
+             "dtype": model.graph.types[n].dtype} for n in model.graph.inputs]
+
+
+def _read_inputs(specs) -> dict:
+    """--input NAME=FILE.npy and --input FILE.npz (arrays named after inputs)."""
     import numpy as np
 
     feeds = {}
     for spec in specs or []:
-        if "=" not in spec:
-            raise UsageError(f"--input {spec!r}: expected NAME=FILE.npy")
-        name, path = spec.split("=", 1)
-        if name not in model.input_names:
-            raise UsageError(f"--input {spec!r}: the model has no input {name!r} (inputs: "
-                             f"{', '.join(model.input_names)})")
+        name, path = spec.split("=", 1) if "=" in spec else (None, spec)
+        if name is None and not path.endswith(".npz"):
+            raise UsageError(f"--input {spec!r}: expected NAME=FILE.npy or FILE.npz")
         try:
-            feeds[name] = np.load(path, allow_pickle=False)
+            loaded = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise UsageError(f"--input {spec!r}: {path}: no such file") from None
         except (OSError, ValueError) as err:
-            raise UsageError(f"--input {spec!r}: cannot read {path}: {err}") from None
+            raise UsageError(f"--input {spec!r}: {path} is not a .npy/.npz file "
+                             f"({_one_line(err)})") from None
+        if isinstance(loaded, np.ndarray):
+            if name is None:
+                raise UsageError(f"--input {spec!r}: a .npy file holds one array; write "
+                                 f"--input NAME={path}")
+            feeds[name] = loaded
+        else:
+            with loaded:
+                arrays = {k: loaded[k] for k in loaded.files}
+            if name is not None:
+                if len(arrays) != 1:
+                    raise UsageError(f"--input {spec!r}: {path} holds {len(arrays)} arrays; "
+                                     f"pass it as --input {path} (arrays named after inputs)")
+                arrays = {name: next(iter(arrays.values()))}
+            feeds.update(arrays)
     return feeds
+
+
+def _check_input_names(model, feeds: dict) -> None:
+    unknown = sorted(set(feeds) - set(model.input_names))
+    if unknown:
+        raise UsageError(f"the model has no input(s) {', '.join(map(repr, unknown))} (inputs: "
+                         f"{', '.join(model.input_names)})")
 
 
 def _random_inputs(model, feeds: dict, seed: int = 0) -> dict:
+    """``feeds`` completed with random arrays for every input it lacks."""
     import numpy as np
 
-    from dlc import dtypes
+    from dlc.runtime.module import _numpy_dtype
 
     rng = np.random.default_rng(seed)
-    for spec in model.executor.inputs:
+    feeds = dict(feeds)
+    for spec in _input_specs(model):
         if spec["name"] in feeds:
             continue
-        dtype = dtypes.to_numpy(spec["dtype"])
-        if dtype.kind == "f":
-            value = rng.standard_normal(spec["shape"]).astype(dtype)
+        shape = spec["shape"]
+        if not all(isinstance(d, int) for d in shape):
+            raise UsageError(f"input {spec['name']!r} has a symbolic shape {shape}; give it "
+                             f"with --input {spec['name']}=FILE.npy or --input-shape")
+        dtype = _numpy_dtype(spec["dtype"])
+        if dtype.kind == "f" or spec["dtype"] in ("bfloat16",) or "float8" in spec["dtype"]:
+            value = rng.standard_normal(shape).astype(dtype)
         elif dtype.kind == "b":
-            value = rng.integers(0, 2, spec["shape"]).astype(dtype)
+            value = rng.integers(0, 2, shape).astype(dtype)
         else:
-            value = rng.integers(0, 10, spec["shape"]).astype(dtype)
+            value = rng.integers(0, 10, shape).astype(dtype)
         feeds[spec["name"]] = value
     return feeds
+
+
+def _set_threads(model, threads: int | None) -> None:
+    if not threads:
+        return
+    executor = getattr(model, "executor", None)
+    module = executor.module if executor is not None else None
+    if module is not None:
+        module.set_num_threads(threads)
+
+
+def _write_outputs(path: str, names: list, outputs: list) -> None:
+    """Outputs to .npz (named) or .npy (the only output), written atomically."""
+    import numpy as np
+
+    from dlc.runtime.artifact import atomic_write
+
+    buffer = io.BytesIO()
+    if path.endswith(".npz"):
+        np.savez(buffer, **dict(zip(names, outputs)))
+    else:
+        np.save(buffer, outputs[0])
+    atomic_write(path, [buffer.getvalue()])
+
+
+# -- commands -----------------------------------------------------------------------------
+def cmd_compile(args) -> int:
+    import dlc
+    from dlc.compiler.model import CompiledModel
+
+    shapes = dict(_parse_shape(s) for s in args.input_shape or [])
+    if _check_input_file(args.model):
+        raise UsageError(f"{args.model} is already a compiled .dlc artifact; run it with "
+                         "'dlc run' (compile takes an ONNX model)")
+    out = args.output or os.path.splitext(args.model)[0] + ".dlc"
+    if os.path.abspath(out) == os.path.abspath(args.model):
+        raise UsageError(f"the output {out} would overwrite the model; choose another -o")
+    _check_writable(out)
+    start = time.perf_counter()
+    model = dlc.compile(args.model, target=args.target, input_shapes=shapes or None,
+                        tuning_log=args.tuning_log, opt_level=args.opt_level,
+                        progress=_progress(args))
+    seconds = time.perf_counter() - start
+    if not isinstance(model, CompiledModel):
+        raise UsageError(f"{args.model}: output shapes depend on input values, so it cannot be "
+                         "saved as an artifact; give the shape-like inputs with --input-shape")
+    size = model.save(out)
+    ops: dict = {}
+    for node in model.source_graph.nodes:
+        ops[node.op] = ops.get(node.op, 0) + 1
+    top = sorted(ops.items(), key=lambda kv: -kv[1])
+    print(f"compiled {args.model} -> {out}")
+    print(f"  ops:            {sum(ops.values())} ("
+          + ", ".join(f"{k} {v}" for k, v in top[:8]) + (", ..." if len(top) > 8 else "") + ")")
+    print(f"  fused kernels:  {len(model.kernels)}")
+    if args.tuning_log:
+        print(f"  tuned kernels:  {_tuned_count(model, args.tuning_log)} (schedules from "
+              f"{args.tuning_log})")
+    print(f"  compile time:   {seconds:.2f} s")
+    print(f"  artifact size:  {_human(size)}")
+    plan = model.memory_plan()
+    print(f"  planned memory: {_human(plan['arena_bytes'])} of intermediates "
+          f"({_human(plan['without_reuse_bytes'])} without buffer reuse)")
+    return EXIT_OK
+
+
+def _tuned_count(model, log: str) -> int:
+    """Kernels whose schedule came from the tuning log."""
+    from dlc.autotune.log import best_records, task_key
+    from dlc.compiler.kernels import workload_of
+
+    records = best_records(log, model.target.kind)
+    names = {k.name for k in model.kernels}
+    return sum(1 for k, node in enumerate(model.graph.nodes)
+               if any(n.startswith(f"k{k}_") for n in names)
+               and task_key(workload_of(model.graph, node)) in records)
 
 
 def cmd_run(args) -> int:
@@ -154,187 +300,300 @@ def cmd_run(args) -> int:
 
     import numpy as np
 
-    model = _load_any(args.model)
-    feeds = _random_inputs(model, _read_inputs(model, args.input), args.seed)
+    feeds = _read_inputs(args.input)
+    if args.output:
+        if not args.output.endswith((".npz", ".npy")):
+            raise UsageError(f"--output {args.output}: expected a .npz (or, for one output, "
+                             ".npy) file")
+        _check_writable(args.output)
+    model = _load_any(args.model, args, {k: v.shape for k, v in feeds.items()})
+    _check_input_names(model, feeds)
+    if args.output and args.output.endswith(".npy") and len(model.output_names) != 1:
+        raise UsageError(f"--output {args.output}: the model has {len(model.output_names)} "
+                         "outputs; write them to a .npz file")
+    feeds = _random_inputs(model, feeds, args.seed)
     outputs = model.run(feeds)
     for name, value in zip(model.output_names, outputs):
         digest = hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()[:16]
-        total = float(np.sum(value, dtype=np.float64))
+        total = float(np.sum(value, dtype=np.float64)) if value.dtype.kind in "biuf" else 0.0
         print(f"{name}: {value.dtype}{list(value.shape)}  sum={total:.6g}  sha256={digest}")
     if args.output:
-        _check_writable(args.output)
-        tmp = args.output + ".tmp.npz"
-        np.savez(tmp, **dict(zip(model.output_names, outputs)))
-        os.replace(tmp, args.output)
+        _write_outputs(args.output, model.output_names, outputs)
         print(f"wrote {args.output}")
     return EXIT_OK
 
 
 def cmd_inspect(args) -> int:
-    if not os.path.exists(args.model):
-        raise UsageError(f"{args.model}: no such file")
-    with open(args.model, "rb") as f:
-        head = f.read(8)
-    if head == b"DLCMODEL":
-        from dlc.runtime.artifact import read_artifact
-
-        manifest, sections = read_artifact(args.model)
-        if args.stage not in (None, "manifest"):
+    if _check_input_file(args.model):
+        if args.stage is not None:
             raise UsageError(f"{args.model} is a compiled artifact: only its manifest can be "
-                             "inspected (--stage applies to ONNX models)")
-        print(f"artifact format {manifest['format_version']}, dlc {manifest['dlc_version']}")
-        print(f"target: {manifest['target']['string']} (cpu {manifest['target']['cpu']}; "
-              f"needs {', '.join(manifest['target']['required_features']) or 'baseline x86-64'})")
-        for kind in ("inputs", "outputs"):
-            for spec in manifest[kind]:
-                print(f"{kind[:-1]}: {spec['name']}: {spec['dtype']}{spec['shape']}")
-        print(f"kernels: {len(manifest['kernels'])}, arena: "
-              f"{_human(manifest['plan']['arena_bytes'])}")
-        for entry in manifest["sections"]:
-            print(f"section {entry['name']}: {_human(entry['size'])} sha256={entry['sha256'][:16]}")
+                             "shown (--stage applies to ONNX models)")
+        print(_describe_artifact(args.model))
         return EXIT_OK
     from dlc.compile import inspect_stage
 
     shapes = dict(_parse_shape(s) for s in args.input_shape or [])
-    print(inspect_stage(args.model, args.stage or "graph", shapes or None, args.target))
+    print(inspect_stage(args.model, args.stage or "graph", shapes or None, args.target,
+                        opt_level=args.opt_level, tuning_log=args.tuning_log))
     return EXIT_OK
+
+
+def _describe_artifact(path: str) -> str:
+    from dlc.runtime.artifact import read_artifact
+    from dlc.runtime.loader import check_manifest
+
+    manifest, sections = read_artifact(path)
+    check_manifest(path, manifest, sections)
+    target, plan = manifest["target"], manifest["plan"]
+    needs = ", ".join(target.get("required_features") or []) or "baseline x86-64"
+    lines = [f"artifact format {manifest['format_version']}, written by dlc "
+             f"{manifest.get('dlc_version')}, model {manifest.get('name')!r}",
+             f"target: {target.get('string')} (cpu {target.get('cpu')}; needs {needs})"]
+    for kind in ("inputs", "outputs"):
+        for spec in manifest[kind]:
+            lines.append(f"{kind[:-1]}: {spec['name']}: {spec['dtype']}{spec['shape']}")
+    kernels = manifest.get("kernels", [])
+    lines.append(f"kernels ({len(kernels)}): " + ", ".join(kernels[:12])
+                 + (", ..." if len(kernels) > 12 else ""))
+    lines.append(f"entry: {plan.get('entry')}, arena: {_human(plan['arena_bytes'])}")
+    for entry in manifest["sections"]:
+        lines.append(f"section {entry['name']}: {_human(entry['size'])} "
+                     f"sha256={entry['sha256'][:16]}")
+    return "\n".join(lines)
 
 
 def cmd_bench(args) -> int:
     import numpy as np
 
-    model = _load_any(args.model)
-    if args.threads:
-        model.executor.module.set_num_threads(args.threads)
+    model = _load_any(args.model, args)
+    _set_threads(model, args.threads)
     feeds = _random_inputs(model, {}, 0)
-    lat = _time(lambda: model.run(feeds), args.repeat, args.warmup)
-    rows = [("dlc", lat)]
+    progress = _progress(args)
+    rows = [("dlc", _time(lambda: model.run(feeds), args.repeat, args.warmup, progress,
+                          "timing dlc"))]
     if args.compare_onnxruntime:
-        ort = _ort_session(args.compare_onnxruntime, args.threads)
-        lat_ort = _time(lambda: ort.run(None, feeds), args.repeat, args.warmup)
-        rows.append(("onnxruntime", lat_ort))
+        session = _ort_session(args.compare_onnxruntime, args.threads, _input_specs(model))
+        try:
+            session.run(None, feeds)
+        except Exception as err:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise UsageError(f"--compare-onnxruntime {args.compare_onnxruntime}: onnxruntime "
+                             f"cannot run it on the dlc model's inputs: {_one_line(err)}") \
+                from None
+        rows.append(("onnxruntime", _time(lambda: session.run(None, feeds), args.repeat,
+                                          args.warmup, progress, "timing onnxruntime")))
+    threads = f", {args.threads} thread(s)" if args.threads else ""
+    print(f"{args.model}: {args.repeat} runs after {args.warmup} warm-up runs{threads}")
     for name, times in rows:
         med = float(np.median(times))
         p90 = float(np.percentile(times, 90))
-        print(f"{name:12s} median {med * 1e3:9.3f} ms   p90 {p90 * 1e3:9.3f} ms   "
-              f"throughput {1.0 / med:9.1f} /s")
+        print(f"  {name:12s} median {med * 1e3:9.3f} ms   p90 {p90 * 1e3:9.3f} ms   "
+              f"throughput {1.0 / med:10.1f} runs/s")
     if len(rows) == 2:
         ratio = float(np.median(rows[0][1]) / np.median(rows[1][1]))
-        print(f"dlc / onnxruntime latency: {ratio:.2f}x")
+        faster = "dlc faster" if ratio < 1 else "onnxruntime faster"
+        print(f"  dlc / onnxruntime latency: {ratio:.2f}x ({faster})")
     return EXIT_OK
 
 
-def _time(fn, repeat: int, warmup: int) -> list:
+def _time(fn, repeat: int, warmup: int, progress, what: str) -> list:
     for _ in range(warmup):
         fn()
     times = []
-    for _ in range(repeat):
+    for k in range(repeat):
+        progress(k, repeat, what)
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
+    progress(repeat, repeat, what)
     return times
 
 
-def _ort_session(path: str, threads):
+def _ort_session(path: str, threads, specs: list):
     try:
         import onnxruntime as ort
     except ImportError:
-        raise UsageError("--compare-onnxruntime needs the onnxruntime package") from None
+        raise UsageError("--compare-onnxruntime needs the onnxruntime package "
+                         "(pip install onnxruntime)") from None
+    if _check_input_file(path):
+        raise UsageError(f"--compare-onnxruntime {path}: expected an ONNX model, not a .dlc "
+                         "artifact")
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # noqa: BLE001 - onnxruntime raises its own exception types
+        raise UsageError(f"--compare-onnxruntime {path}: onnxruntime cannot load it: "
+                         f"{_one_line(err)}") from None
+    ours = {s["name"]: s["shape"] for s in specs}
+    theirs = {i.name: i.shape for i in session.get_inputs()}
+    same = set(ours) == set(theirs) and all(
+        len(ours[n]) == len(theirs[n]) and all(not isinstance(b, int) or a == b
+                                               for a, b in zip(ours[n], theirs[n]))
+        for n in ours)
+    if not same:
+        def show(shapes):
+            return ", ".join(f"{n}{list(shape)}" for n, shape in shapes.items())
+
+        raise UsageError(f"--compare-onnxruntime {path}: its inputs ({show(theirs)}) are not "
+                         f"the dlc model's ({show(ours)})")
+    return session
 
 
 # -- entry --------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dlc", description="The dlc deep-learning compiler.")
-    parser.add_argument("--verbose", action="store_true", help="show tracebacks on errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (exit code 2), not argparse's usage block."""
 
-    p = sub.add_parser("compile", help="compile an ONNX model to a .dlc artifact")
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see '{self.prog} "
+                                  "--help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from dlc import __version__
+
+    parser = _Parser(prog="dlc", description="The dlc deep-learning compiler: compile ONNX "
+                     "models to one-file .dlc artifacts, run, inspect and benchmark them.",
+                     epilog="Exit codes: 0 success, 2 bad input or usage, 1 internal error.")
+    parser.add_argument("--verbose", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"dlc {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_compile(sub, common)
+    _add_run(sub, common)
+    _add_inspect(sub, common)
+    _add_bench(sub, common)
+    return parser
+
+
+def _add_compile(sub, common) -> None:
+    p = sub.add_parser("compile", parents=[common], help="compile an ONNX model to a .dlc "
+                       "artifact", description="Compile an ONNX model into a one-file .dlc "
+                       "artifact and print a summary.")
     p.add_argument("model", help="ONNX model file")
-    p.add_argument("-o", "--output", help="artifact path (default: MODEL.dlc)")
-    p.add_argument("--target", default="llvm", help="target, e.g. 'llvm -mcpu=znver4'")
+    p.add_argument("-o", "--output", help="artifact path (default: MODEL with .dlc)")
+    p.add_argument("--target", default="llvm", help="target, e.g. 'llvm -mcpu=x86-64-v3' "
+                   "(default: llvm, this CPU)")
     p.add_argument("--opt-level", type=int, choices=range(0, 4), default=3,
                    help="graph optimization level: 0 none, 1 cleanups, 2 fusion, 3 layouts "
                         "(default 3)")
     p.add_argument("--input-shape", action="append", metavar="NAME=1x3x224x224",
-                   help="concrete shape of an input (repeatable)")
-    p.add_argument("--tuning-log", help="apply the best schedules from a tuning log (JSONL)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+                   help="concrete shape of an input with symbolic dimensions (repeatable)")
+    p.add_argument("--tuning-log", metavar="LOG.jsonl",
+                   help="use the best schedules of a tuning log")
+    _add_progress(p)
     p.set_defaults(func=cmd_compile)
 
-    p = sub.add_parser("run", help="run a .dlc artifact (or an ONNX model)")
-    p.add_argument("model")
-    p.add_argument("--input", action="append", metavar="NAME=FILE.npy",
-                   help="an input from a .npy file (others are random)")
-    p.add_argument("--output", help="write the outputs to this .npz file")
+
+def _add_progress(p) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--progress", action="store_true",
+                       help="report long steps on stderr even when it is not a terminal")
+    group.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def _add_run(sub, common) -> None:
+    p = sub.add_parser("run", parents=[common], help="run a .dlc artifact (or an ONNX model)",
+                       description="Run a model once and print each output's shape, sum and "
+                       "checksum. Inputs not given are random (of the right shape and dtype).")
+    p.add_argument("model", help=".dlc artifact (or ONNX model, compiled first)")
+    p.add_argument("--input", action="append", metavar="NAME=FILE.npy|FILE.npz",
+                   help="an input from a .npy file, or inputs from a .npz file whose arrays "
+                        "are named after them (repeatable)")
+    p.add_argument("--output", metavar="OUT.npz",
+                   help="write the outputs to a .npz file (or .npy for one output)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    p.add_argument("--input-shape", action="append", metavar="NAME=1x3x224x224",
+                   help="input shape for an ONNX model with symbolic dimensions")
+    _add_progress(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("inspect", help="show a model at a stage of the pipeline")
+
+def _add_inspect(sub, common) -> None:
+    p = sub.add_parser("inspect", parents=[common], help="show a model at a stage of the "
+                       "pipeline", description="Show an ONNX model at a stage of the pipeline, "
+                       "or the manifest of a .dlc artifact.")
     p.add_argument("model", help="ONNX model or .dlc artifact")
     p.add_argument("--stage", choices=["graph", "fused", "loops", "llvm"],
-                   help="pipeline stage (ONNX models; default graph)")
-    p.add_argument("--input-shape", action="append", metavar="NAME=1x3x224x224")
-    p.add_argument("--target", default="llvm")
+                   help="graph: imported and typed; fused: after the graph passes; loops: "
+                        "loop IR of each kernel; llvm: LLVM IR (ONNX models; default graph)")
+    p.add_argument("--input-shape", action="append", metavar="NAME=1x3x224x224",
+                   help="concrete shape of an input with symbolic dimensions (repeatable)")
+    p.add_argument("--target", default="llvm", help="target for --stage llvm")
+    p.add_argument("--opt-level", type=int, choices=range(0, 4), default=3,
+                   help="graph optimization level (default 3)")
+    p.add_argument("--tuning-log", metavar="LOG.jsonl",
+                   help="show the schedules of a tuning log in --stage loops")
     p.set_defaults(func=cmd_inspect)
 
-    p = sub.add_parser("bench", help="measure latency and throughput")
-    p.add_argument("model", help=".dlc artifact (or ONNX model)")
+
+def _add_bench(sub, common) -> None:
+    p = sub.add_parser("bench", parents=[common], help="measure latency and throughput",
+                       description="Time a model on random inputs: median and p90 latency, "
+                       "throughput; with --compare-onnxruntime, also onnxruntime and the ratio.")
+    p.add_argument("model", help=".dlc artifact (or ONNX model, compiled first)")
     p.add_argument("--compare-onnxruntime", metavar="MODEL.onnx",
-                   help="also time onnxruntime on this ONNX model and print the ratio")
-    p.add_argument("--threads", type=int, help="threads for dlc and onnxruntime")
-    p.add_argument("--repeat", type=int, default=50)
-    p.add_argument("--warmup", type=int, default=5)
+                   help="also time onnxruntime on this ONNX model and print the latency ratio")
+    p.add_argument("--threads", type=_positive, help="threads for dlc's parallel loops and "
+                   "onnxruntime's intra-op pool (default: all cores)")
+    p.add_argument("--repeat", type=_positive, default=50, help="timed runs (default 50)")
+    p.add_argument("--warmup", type=_nonnegative, default=5,
+                   help="untimed runs first (default 5)")
+    p.add_argument("--input-shape", action="append", metavar="NAME=1x3x224x224",
+                   help="input shape for an ONNX model with symbolic dimensions")
+    _add_progress(p)
     p.set_defaults(func=cmd_bench)
-    return parser
 
 
 def main(argv=None) -> int:
-    from dlc.errors import DlcError, InternalError
-
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0) and EXIT_BAD_INPUT
+    except SystemExit as exit_:  # --help, --version, or a usage error already printed
+        return EXIT_OK if not exit_.code else EXIT_BAD_INPUT
     if not getattr(args, "func", None):
-        parser.print_help()
+        parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
+    return _run_command(args)
+
+
+def _run_command(args) -> int:
+    from dlc.errors import DlcError, InternalError
+
+    prefix = f"dlc {args.command}"
     try:
         return args.func(args)
     except UsageError as err:
-        print(f"dlc {args.command}: error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _report(args, f"{prefix}: error: {_one_line(err)}", EXIT_BAD_INPUT)
     except InternalError as err:
-        if args.verbose:
-            raise
-        print(f"dlc {args.command}: internal error: {_one_line(err)} (a dlc bug; rerun with "
-              "--verbose and report it)", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _report(args, f"{prefix}: internal error: {_one_line(err)} (a dlc bug; rerun "
+                       "with --verbose and report it)", EXIT_INTERNAL)
     except DlcError as err:
-        if args.verbose:
-            raise
-        print(f"dlc {args.command}: error: {_one_line(err)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _report(args, f"{prefix}: error: {_one_line(err)}", EXIT_BAD_INPUT)
+    except OSError as err:  # a file the user named cannot be read or written
+        where = f"{err.filename}: " if err.filename else ""
+        return _report(args, f"{prefix}: error: {where}{err.strerror or err}", EXIT_BAD_INPUT)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _report(args, f"{prefix}: interrupted", EXIT_INTERNAL)
     except Exception as err:  # noqa: BLE001 - anything else is a dlc bug
-        if args.verbose:
-            raise
-        print(f"dlc {args.command}: internal error: {type(err).__name__}: {_one_line(err)} "
-              "(a dlc bug; rerun with --verbose and report it)", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _report(args, f"{prefix}: internal error: {type(err).__name__}: "
+                       f"{_one_line(err)} (a dlc bug; rerun with --verbose and report it)",
+                       EXIT_INTERNAL)
+
+
+def _report(args, message: str, code: int) -> int:
+    if getattr(args, "verbose", False):
+        traceback.print_exc()
+    print(message, file=sys.stderr)
+    return code
 
 
 def _one_line(err) -> str:
-    text = str(err).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return "; ".join(lines) if len(lines) > 1 else (lines[0] if lines else type(err).__name__)
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    return "; ".join(lines) if lines else type(err).__name__
 
 
 if __name__ == "__main__":

@@ -1,5 +1,11 @@
 """Run a compiled graph: check inputs, call the native entry function over a private
-arena, return fresh output arrays. NumPy and ctypes only."""
+arena, return fresh output arrays. NumPy and ctypes only.
+
+Thread safety: ``run`` may be called from several threads at once. Each call takes an arena
+of its own from a pool (one is allocated when all are in use), writes into freshly
+allocated output arrays, and only reads the shared weights; ctypes releases the GIL
+during the native call, so calls overlap.
+"""
 
 from __future__ import annotations
 
@@ -73,8 +79,8 @@ class Executor:
             if tuple(arr.shape) != tuple(spec["shape"]):
                 raise ArgumentError(f"input {spec['name']!r} must have shape "
                                     f"{tuple(spec['shape'])}, got {tuple(arr.shape)}")
-            if not arr.flags.c_contiguous:
-                arr = np.ascontiguousarray(arr)
+            if not (arr.flags.c_contiguous and arr.flags.aligned):
+                arr = np.require(arr, requirements=["C", "A"])  # a copy
             arrays.append(arr)
         return arrays
 

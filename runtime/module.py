@@ -60,9 +60,15 @@ def _numpy_dtype(name: str) -> np.dtype:
     try:
         return np.dtype(name)
     except TypeError:  # bfloat16, float8_*, int4, ...: ml_dtypes' NumPy types
+        pass
+    try:
         import ml_dtypes
-
-        return np.dtype(getattr(ml_dtypes, name))
+    except ImportError:
+        raise DlcError(f"dtype {name} needs the ml_dtypes package (pip install ml_dtypes)") \
+            from None
+    if not hasattr(ml_dtypes, name):
+        raise DlcError(f"unknown dtype {name!r}")
+    return np.dtype(getattr(ml_dtypes, name))
 
 
 def default_num_threads() -> int:

@@ -48,10 +48,12 @@ def append_record(path, workload: dict, target: str, trace_json: str, seconds=No
 def read_records(path) -> list:
     path = os.fspath(path)
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             lines = f.readlines()
     except OSError as err:
         raise DlcError(f"cannot read tuning log {path}: {err.strerror or err}") from None
+    except UnicodeDecodeError:
+        raise DlcError(f"{path} is not a tuning log (not UTF-8 text)") from None
     records = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -63,9 +65,15 @@ def read_records(path) -> list:
         if not isinstance(record, dict) or record.get("version") != LOG_VERSION:
             raise DlcError(f"{path}:{number}: unsupported tuning record (expected version "
                            f"{LOG_VERSION})")
-        for key in ("task", "trace", "result"):
-            if key not in record:
-                raise DlcError(f"{path}:{number}: tuning record has no {key!r}")
+        for key, typ in (("task", str), ("trace", dict), ("result", dict)):
+            if not isinstance(record.get(key), typ):
+                raise DlcError(f"{path}:{number}: tuning record has no {key!r} "
+                               f"({typ.__name__})")
+        seconds = record["result"].get("seconds") or []
+        if not isinstance(seconds, list) or not all(
+                isinstance(t, (int, float)) and not isinstance(t, bool) for t in seconds):
+            raise DlcError(f"{path}:{number}: tuning record's result.seconds is not a list "
+                           "of numbers")
         record["_line"] = f"{path}:{number}"
         records.append(record)
     return records
