@@ -23,15 +23,15 @@ def verify(graph: Graph, outer: set | None = None) -> None:
             if name and name not in defined:
                 raise ModelError(f"graph {graph.name}: {label} reads {name!r}, which is not "
                                  "defined before it (dangling edge or cycle)")
+        for value in node.attrs.values():  # bodies see the scope before the node
+            if isinstance(value, Graph):
+                verify(value, defined)
         for name in node.outputs:
             if not name:
                 continue
             if name in defined:
                 raise ModelError(f"graph {graph.name}: {label} redefines tensor {name!r}")
             defined.add(name)
-        for value in node.attrs.values():
-            if isinstance(value, Graph):
-                verify(value, defined)
     for name in graph.outputs:
         if name not in defined:
             raise ModelError(f"graph {graph.name}: output {name!r} is not defined")

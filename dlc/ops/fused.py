@@ -57,4 +57,4 @@ class FusedGroup(OpDef):
                 anchor_op = op
         ctx.anchor_tensor = env[ctx.attrs["anchor"]]
         ctx.anchor_schedule = anchor_op.schedule if anchor_op is not None else "generic"
-        return [env[o] for o in body.outputs]
+        return [env.get(o) for o in body.outputs]  # None: an empty output (no code)

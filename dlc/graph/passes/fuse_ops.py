@@ -3,24 +3,41 @@
 producers and its epilogue; chains of elementwise, broadcast and injective ops become
 one kernel.
 
+A node joins the group of one of its producers only when that keeps the graph acyclic at
+the level of groups (the other groups it waits for must not wait for this one) and a group
+anchored at a convolution, matmul or reduction keeps the anchor's result private. Groups
+hold at most MAX_GROUP_SIZE nodes.
+
 Before::
 
-    graph g(x: float32[1, 8, 16, 16]):
-      c = Conv(x, w, b) {...} : float32[1, 8, 16, 16]
-      r = Relu(c) : float32[1, 8, 16, 16]
-      y = Add(r, x) : float32[1, 8, 16, 16]
+    graph g(x: float32[1, 16, 8, 8]):
+      w = constant float32[16, 16, 3, 3]
+      b = constant float32[16]
+      c = Conv(x, w, b) {pads=[1, 1, 1, 1]} : float32[1, 16, 8, 8]
+      r = Relu(c) : float32[1, 16, 8, 8]
+      y = Add(r, x) : float32[1, 16, 8, 8]
       return y
 
 After::
 
-    graph g(x: float32[1, 8, 16, 16]):
-      y = FusedGroup(x, w, b) {anchor='c', body=<graph conv_relu_add>} : float32[1, 8, 16, 16]
+    graph g(x: float32[1, 16, 8, 8]):
+      w = constant float32[16, 16, 3, 3]
+      b = constant float32[16]
+      y = FusedGroup(x, w, b) {anchor='c', body=<graph fused_conv_relu_add_0>} : float32[1, 16, 8, 8]
+        graph fused_conv_relu_add_0(x: float32[1, 16, 8, 8], w: float32[16, 16, 3, 3], b: float32[16]):
+          w = constant float32[16, 16, 3, 3]
+          b = constant float32[16]
+          c = Conv(x, w, b) {pads=[1, 1, 1, 1]} : float32[1, 16, 8, 8]
+          r = Relu(c) : float32[1, 16, 8, 8]
+          y = Add(r, x) : float32[1, 16, 8, 8]
+          return y
       return y
 """
 
 from __future__ import annotations
 
 from dlc.graph.ir import Graph, Node
+from dlc.graph.passes.rewrite import prune_types
 from dlc.ops import registry
 from dlc.ops.registry import BROADCAST, COMPLEX, ELEMWISE, INJECTIVE, OPAQUE, REDUCE
 
@@ -128,21 +145,25 @@ def _links_are_private(g, node, consumers, outputs) -> bool:
 
 
 def _creates_cycle(graph, g, node, group_of, producers) -> bool:
-    """True if an input of ``node`` from outside the group depends on the group."""
+    """True if an input of ``node`` from outside ``g`` depends on ``g``, through nodes or
+    through other groups (a group depends on every group that produces one of its
+    members' inputs: merging would make the two groups wait for each other)."""
     produced = g.produced
+    stack = [group_of[id(producers[x])] for x in node.inputs
+             if x and x not in produced and x in producers]
     seen = set()
-    stack = [producers[x] for x in node.inputs if x and x not in produced and x in producers]
-    members = set(map(id, g.nodes))
     while stack:
-        p = stack.pop()
-        if id(p) in seen:
-            continue
-        seen.add(id(p))
-        if id(p) in members:
+        h = stack.pop()
+        if h is g:
             return True
-        for x in p.inputs:
-            if x and x in producers:
-                stack.append(producers[x])
+        if id(h) in seen:
+            continue
+        seen.add(id(h))
+        inside = h.produced
+        for member in h.nodes:
+            for x in member.inputs:
+                if x and x not in inside and x in producers:
+                    stack.append(group_of[id(producers[x])])
     return False
 
 
@@ -155,6 +176,7 @@ def _rebuild(graph: Graph, groups, consumers, outputs) -> Graph:
             continue
         nodes.append(_group_node(graph, g, k, consumers, outputs))
     out.nodes = _topological(nodes)
+    prune_types(out)  # tensors inside groups are typed in the group bodies
     return out
 
 
