@@ -18,8 +18,6 @@ def _param(case):
     if case.name not in _EXPECTED:
         marks.append(pytest.mark.xfail(reason="not passing yet (see docs/onnx_support.md)",
                                        strict=False))
-    if case.suite == "light":
-        marks.append(pytest.mark.slow)
     return pytest.param(case, id=f"{case.suite}/{case.name}", marks=marks)
 
 
