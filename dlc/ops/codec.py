@@ -4,9 +4,10 @@ output shape depends on the bytes).
 dlc decodes, with the standard library only, the lossless formats whose decoding is
 fully specified: PNG (8-bit gray, gray+alpha, RGB, RGBA and palette images, not
 interlaced), BMP (uncompressed 24- and 32-bit), PNM (P5/P6 with 8-bit samples) and
-uncompressed 8-bit TIFF. JPEG, JPEG 2000 and WebP need an image codec library (and
-their decoders' exact rounding), which dlc does not depend on: they raise
-UnsupportedOpError. Alpha is dropped; Grayscale uses ITU-R 601-2 luma with PIL's integer
+uncompressed 8-bit TIFF. JPEG, JPEG 2000 and WebP need an image codec (and its exact
+rounding): they are decoded by Pillow when it is installed (``pip install "dlc[images]"``;
+the ONNX reference decodes with Pillow too), else they raise UnsupportedOpError. Alpha is
+dropped; Grayscale uses ITU-R 601-2 luma with PIL's integer
 rounding.
 """
 
@@ -69,10 +70,25 @@ def decode_rgb(data: bytes) -> np.ndarray:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         fmt = "WebP"
     if fmt:
-        raise UnsupportedOpError(f"ImageDecoder: {fmt} images are not supported; dlc decodes "
-                                 "PNG, BMP, PNM and uncompressed TIFF without an image "
-                                 "library (decode the image before the model instead)")
+        return _with_pillow(data, fmt)
     raise ValueError("not a PNG, BMP, PNM, TIFF, JPEG, JPEG 2000 or WebP stream")
+
+
+def _with_pillow(data: bytes, fmt: str) -> np.ndarray:
+    """RGB pixels of a JPEG, JPEG 2000 or WebP stream, decoded by Pillow."""
+    try:
+        import io
+
+        from PIL import Image
+    except ImportError:
+        raise UnsupportedOpError(f"ImageDecoder: {fmt} images need Pillow (pip install "
+                                 "'dlc[images]'); without it dlc decodes PNG, BMP, PNM and "
+                                 "uncompressed TIFF only") from None
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return np.ascontiguousarray(np.asarray(image.convert("RGB"), np.uint8))
+    except (OSError, SyntaxError) as err:  # Pillow's errors for bad or truncated streams
+        raise ValueError(f"{fmt} stream cannot be decoded: {err}") from None
 
 
 def _rgb(pixels: np.ndarray, channels: int, palette=None) -> np.ndarray:
