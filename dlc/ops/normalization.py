@@ -166,6 +166,7 @@ class InstanceNormalization(OpDef):
 
     name = "InstanceNormalization"
     pattern = OPAQUE
+    schedule = "reduction"
     attrs = {"epsilon": 1e-5}
     num_inputs = (3, 3)
 
@@ -276,6 +277,7 @@ class LayerNormalization(OpDef):
 
     name = "LayerNormalization"
     pattern = OPAQUE
+    schedule = "reduction"
     attrs = {"axis": -1, "epsilon": 1e-5, "stash_type": 1}
     num_inputs = (2, 3)
     num_outputs = (1, 3)
@@ -339,6 +341,7 @@ class RMSNormalization(OpDef):
 
     name = "RMSNormalization"
     pattern = OPAQUE
+    schedule = "reduction"
     attrs = {"axis": -1, "epsilon": 1e-5, "stash_type": 1}
     num_inputs = (2, 2)
 
@@ -454,6 +457,7 @@ class LpNormalization(OpDef):
 
     name = "LpNormalization"
     pattern = OPAQUE
+    schedule = "reduction"
     attrs = {"axis": -1, "p": 2}
 
     def infer(self, ctx):

@@ -42,6 +42,7 @@ class Reduce(OpDef):
     """ReduceXxx(data, axes): keepdims, noop_with_empty_axes (opset 18 semantics)."""
 
     pattern = REDUCE
+    schedule = "reduction"
     attrs = {"keepdims": 1, "noop_with_empty_axes": 0}
     num_inputs = (1, 2)
     value_inputs = (1,)
@@ -301,6 +302,7 @@ def _kept_index(index, rank: int, axes, keepdims: bool) -> tuple:
 # -- ArgMax / ArgMin --------------------------------------------------------------------
 class _ArgReduce(OpDef):
     pattern = REDUCE
+    schedule = "reduction"
     attrs = {"axis": 0, "keepdims": 1, "select_last_index": 0}
     combiner = "max"
 

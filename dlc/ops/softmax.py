@@ -63,6 +63,7 @@ def np_softmax_parts(x, axis: int):
 
 class _AlongAxis(OpDef):
     pattern = OPAQUE
+    schedule = "reduction"
     attrs = {"axis": -1}
 
     def infer(self, ctx):

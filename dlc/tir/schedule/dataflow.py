@@ -105,7 +105,10 @@ def rfactor_ops(stage: Stage, loop, factor_axis: int, rf_name: str):
     source = substitute(body.source, mapping)
     condition = substitute(body.condition, mapping) if body.condition is not None else None
     if cond is not None:
-        condition = cond if condition is None else n.And(condition, cond)
+        # the where-condition may read the reduced tensor: evaluate it only in bounds (a
+        # Select's branches are guarded; both operands of an And would be read)
+        condition = cond if condition is None else \
+            n.Select(cond, condition, n.const(False, "bool"))
     other_axes = [a for a in body.axes if a is not root_axis]
     reduce_axes = tuple(new_reduce[id(lv)] for lv in derived if lv is not loop) \
         + tuple(other_axes)
