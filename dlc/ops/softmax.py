@@ -2,10 +2,12 @@
 turns the older "coerce to 2-D" versions into these).
 
 Softmax is computed stably, as ``exp(x - max) / sum(exp(x - max))`` (LogSoftmax as
-``x - max - log(sum(exp(x - max)))``), with the sum accumulated in float64 for float32
-inputs. Half-precision inputs are computed in float32 with the intermediate results
-(``x - max``, ``exp``, the sum, its log) rounded to the input dtype, as the ops of the
-spec's function body (Exp, ReduceSum, Div in the input type) round them.
+``x - max - log(sum(exp(x - max)))``), with the sum accumulated in the compute dtype
+(its terms lie in (0, 1] and the schedule sums them as a tree of vector partial sums, so
+float32 loses no more than NumPy's pairwise sum does). Half-precision inputs are
+computed in float32 with the intermediate results (``x - max``, ``exp``, the sum, its
+log) rounded to the input dtype, as the ops of the spec's function body (Exp, ReduceSum,
+Div in the input type) round them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from dlc import te
-from dlc.ops.common import accumulation_dtype, normalize_axis, reduce_compute, sum_dtype
+from dlc.ops.common import accumulation_dtype, normalize_axis, reduce_compute
 from dlc.ops.registry import FLOATS, OPAQUE, OpDef, check_dtype, register
 
 
@@ -36,7 +38,7 @@ def softmax_stages(x: te.Tensor, axis: int, name: str):
         return rounded(te.cast(x[idx], acc) - mx[kept(idx, axis)])
 
     e = te.compute(x.shape, lambda *i: rounded(te.exp(shifted(i))), name=f"{name}_exp")
-    sums = reduce_compute(x.shape, [axis], lambda idx: te.cast(e[idx], sum_dtype(acc)),
+    sums = reduce_compute(x.shape, [axis], lambda idx: e[idx],
                           "sum", name=f"{name}_sum")
     return shifted, (lambda idx: e[idx]), \
         (lambda idx: rounded(te.cast(sums[kept(idx, axis)], acc)))
