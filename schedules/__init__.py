@@ -36,4 +36,4 @@ def apply_schedule(name: str, sch, outputs, anchor=None):
 
 
 # Schedule modules register themselves (they import register_schedule from here).
-from dlc.schedules.cpu import conv2d, dense, reduction  # noqa: E402, F401
+from dlc.schedules.cpu import conv2d, dense, matmul, reduction  # noqa: E402, F401

@@ -4,6 +4,14 @@ Each product is one reduction (a tensor expression per output element, summed ov
 contracted axes), with the epilogue (alpha/beta, bias, requantization, cast) in a second
 compute. Half-precision inputs accumulate in float32; integer products accumulate in their
 own dtype (wrapping, like NumPy).
+
+A float32 MatMul of two matrices or stacks of matrices (both operands of rank 2 or more)
+reads B through a packing stage (``packed_matmul``): ``B[..., K, N]`` copied at run time
+into column panels ``[..., ceil(N / nr), K, nr]`` (zero-padded, like the compile-time
+panels of ``dlc.ops.dense``), summed into a tensor tagged ``matmul`` whose columns cover
+whole panels. The schedule ``matmul`` (``dlc.schedules.cpu.matmul``) computes the panels
+inside the kernel's loops, a slice at a time (or inlines them: B read in place, for few
+rows), and runs a register-blocked micro-kernel on them.
 """
 
 from __future__ import annotations
@@ -13,9 +21,15 @@ import numpy as np
 from dlc import dtypes, te
 from dlc.ops.common import accumulation_dtype, broadcast_read, broadcast_shapes, out_type
 from dlc.ops.conv import QTYPES, np_requantize, requantize
+from dlc.ops.dense import panel_width
 from dlc.ops.registry import COMPLEX, FLOATS, OpDef, check_dtype, register
 
 MATMUL_DTYPES = FLOATS + ("int32", "int64", "uint32", "uint64")
+#: Products computed through packed panels of B (``packed_matmul``).
+PACKED_DTYPES = ("float32",)
+#: Tags of the stages of ``packed_matmul``: the sum, and the panels of B.
+MATMUL_TAG = "matmul"
+PACK_B_TAG = "matmul_pack_b"
 
 
 def np_acc(dtype) -> np.dtype:
@@ -68,6 +82,50 @@ def matmul_sum(a, b, acc: str, name: str, aval=None, bval=None) -> te.Tensor:
     return te.compute(out, body, name=name)
 
 
+def packs_b(a_shape, b_shape, dtype: str) -> bool:
+    """Whether MatMul computes ``A @ B`` through packed panels of B (``packed_matmul``):
+    float32 operands of rank 2 or more and a non-empty reduction (1-D operands keep the
+    plain reduction)."""
+    return dtype in PACKED_DTYPES and len(a_shape) >= 2 and len(b_shape) >= 2 and \
+        a_shape[-1] > 0
+
+
+def packed_matmul(a: te.Tensor, b: te.Tensor, name: str) -> te.Tensor:
+    """``A[..., M, K] @ B[..., K, N]`` (batch dimensions broadcast) through B packed into
+    column panels of ``nr = panel_width(N)``: ``Bp[..., j // nr, k, j % nr] = B[..., k, j]``
+    (zero past column N), then ``S[..., i, j] = sum_k A[..., i, k] * Bp[..., j // nr, k,
+    j % nr]`` over whole panels (tag ``matmul``, attribute ``nr``); when ``nr`` does not
+    divide N the result is a copy of the first N columns of S."""
+    a_batch, (M, K) = tuple(a.shape[:-2]), tuple(a.shape[-2:])
+    b_batch, N = tuple(b.shape[:-2]), b.shape[-1]
+    batch = tuple(np.broadcast_shapes(a_batch, b_batch))
+    nr = panel_width(N)
+    panels = -(-N // nr)
+    padded = panels * nr != N
+    zero = te.const(0, b.dtype)
+
+    def pack(*idx):
+        *bb, jo, k, ji = idx
+        j = jo * nr + ji
+        value = b[tuple(bb) + (k, j)]
+        return te.if_then_else(j < N, value, zero) if padded else value
+
+    bp = te.compute(b_batch + (panels, K, nr), pack, name=f"{name}_packed_b", tag=PACK_B_TAG)
+    k = te.reduce_axis(K, "k")
+    nb = len(batch)
+
+    def body(*idx):
+        bidx, i, j = idx[:nb], idx[nb], idx[nb + 1]
+        return te.sum(a[_batch_index(a_batch, bidx) + (i, k)]
+                      * bp[_batch_index(b_batch, bidx) + (j // nr, k, j % nr)], axis=k)
+
+    total = te.compute(batch + (M, panels * nr), body, name=f"{name}_sum" if padded else name,
+                       tag=MATMUL_TAG, attrs={"nr": nr})
+    if not padded:
+        return total
+    return te.compute(batch + (M, N), lambda *idx: total[idx], name=name)
+
+
 def full_index(idx, a_rank: int, b_rank: int) -> tuple:
     """An output index of matmul extended to ``batch + (i, j)`` (0 for 1-D operands)."""
     idx = tuple(idx)
@@ -99,6 +157,7 @@ class MatMul(OpDef):
     name = "MatMul"
     pattern = COMPLEX
     num_inputs = (2, 2)
+    schedule = "matmul"
 
     def infer(self, ctx):
         dtype = check_dtype(ctx, 0, MATMUL_DTYPES)
@@ -112,6 +171,8 @@ class MatMul(OpDef):
 
     def compute(self, ctx, a, b):
         name = ctx.name or self.name
+        if packs_b(a.shape, b.shape, a.dtype):
+            return [packed_matmul(a, b, name)]
         acc = accumulation_dtype(a.dtype)
         total = matmul_sum(a, b, acc, name if acc == a.dtype else f"{name}_sum")
         return [finish(total, a.dtype, name)]
