@@ -12,10 +12,11 @@ with 1). Then dlc (``compiled.run``, threads set with ``module.set_num_threads``
 onnxruntime (ORT_ENABLE_ALL, intra_op_num_threads = threads, inter_op_num_threads = 1) are
 timed in interleaved rounds, so that both see the same machine noise:
 
-* calls shorter than 20 ms run in blocks of ~20 ms, each block after a 10 ms pause and one
-  untimed call (the pause lets the other library's idle worker threads, which spin for a while
-  after each call, go to sleep; the untimed call wakes this library's threads);
-* longer calls run one per round, back to back, alternating which library goes first;
+* before its turn in a round, each library idles for 60 ms (onnxruntime's and libgomp's
+  idle worker threads spin for 40-50 ms after a call and would share the cores with the
+  other library's next call) and makes one untimed call (which wakes its own threads);
+* calls shorter than 20 ms are then timed in blocks of ~20 ms, longer ones once per round,
+  alternating which library goes first;
 * ``--repeat`` rounds at most, fewer when a case would take more than ``--budget`` seconds per
   thread count, but never fewer than 3; a dlc check call longer than 1 s counts as a sample.
 
@@ -47,7 +48,7 @@ DEFAULT_CASES = ["resnet18", "mobilenet_v2", "bert", "mlp", "conv3x3", "conv1x1"
 SINGLE_OPS = {"conv3x3", "conv1x1", "depthwise3x3", "matmul", "softmax", "layernorm"}
 RTOL, ATOL_SCALE = 1e-3, 1e-4
 SHORT_CALL_S = 0.02      # calls shorter than this are timed in blocks
-PAUSE_S = 0.01           # idle time before each block of short calls
+PAUSE_S = 0.06           # idle time before each library's turn in a round
 MIN_ROUNDS = 3
 TARGET_RATIO, TARGET_GEOMEAN, TARGET_COMPILE_S = 1.5, 1.2, 20.0
 
@@ -102,16 +103,16 @@ def warm_up(fn, first: float) -> float:
 
 def measure(runners: dict, estimates: dict, args) -> dict:
     """Interleaved timing rounds of every runner; returns each one's list of samples."""
-    per_round = sum(max(t, SHORT_CALL_S + PAUSE_S) for t in estimates.values())
+    per_round = sum(PAUSE_S + t + max(t, SHORT_CALL_S) for t in estimates.values())
     rounds = max(MIN_ROUNDS, min(args.repeat, int(args.budget / per_round)))
     samples = {name: [] for name in runners}
     order = list(runners)
     for r in range(rounds):
         for name in order if r % 2 == 0 else order[::-1]:
             fn, t = runners[name], estimates[name]
+            time.sleep(PAUSE_S)
+            fn()
             if t < SHORT_CALL_S:
-                time.sleep(PAUSE_S)
-                fn()
                 samples[name].extend(timed(fn) for _ in range(max(1, int(SHORT_CALL_S / t))))
             else:
                 samples[name].append(timed(fn))
