@@ -23,7 +23,7 @@ After::
 
     graph g(x: float32[2, 3]):
       b = constant float32[20]
-      w_packed = constant float32[2, 3, 16]
+      w_packed = constant float32[1, 3, 32]
       y_dense = Dense(x, w_packed) {units=20} : float32[2, 20]
       y = Add(y_dense, b) : float32[2, 20]
       return y
