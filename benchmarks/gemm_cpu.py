@@ -5,7 +5,9 @@
 For every size (M = N = K) and thread count it prints the GFLOP/s (2*M*N*K / median time)
 of ``C = A @ B`` in float32 computed by
 
-* naive: dlc's default schedule (three plain loops); only up to ``--naive-max``;
+* naive: dlc's default schedule (three plain serial loops), timed once per size (with the
+         first thread count; it runs on one thread whatever the count) and, above n = 512,
+         from a single run (one takes seconds), up to ``--naive-max``;
 * dlc:   ``dlc.schedules.cpu.gemm.gemm_schedule`` (packing, cache and register blocking,
          vectorized and parallel);
 * numpy: numpy.matmul (its BLAS),
@@ -42,10 +44,11 @@ def parse_args(argv=None):
                    "(default: %(default)s)")
     p.add_argument("--repeat", type=int, default=10,
                    help="timed runs per measurement, after one warm-up (default: %(default)s)")
-    p.add_argument("--naive-max", type=int, default=512,
+    p.add_argument("--naive-max", type=int, default=2048,
                    help="largest size at which the naive schedule is timed (default: "
-                   "%(default)s; larger ones take minutes)")
+                   "%(default)s; 2048 takes about a minute)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--no-naive", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.sizes = [int(x) for x in args.sizes.split(",") if x]
     args.threads = [int(x) for x in args.threads.split(",") if x]
@@ -63,8 +66,9 @@ def build(n: int, which: str):
     return dlc.build(sch)
 
 
-def measure(n: int, threads: int, repeat: int, naive_max: int) -> dict:
-    """GFLOP/s of naive, dlc and numpy at one size with ``threads`` threads."""
+def measure(n: int, threads: int, repeat: int, naive_max: int, naive: bool = True) -> dict:
+    """GFLOP/s of naive (when ``naive``), dlc and numpy at one size with ``threads``
+    threads."""
     import numpy as np
 
     rng = np.random.default_rng(n)
@@ -73,7 +77,7 @@ def measure(n: int, threads: int, repeat: int, naive_max: int) -> dict:
     ref = a @ b
     runners = {}
     for which in ("naive", "dlc"):
-        if which == "naive" and n > naive_max:
+        if which == "naive" and (not naive or n > naive_max):
             continue
         mod = build(n, which)
         mod.set_num_threads(threads)
@@ -88,9 +92,11 @@ def measure(n: int, threads: int, repeat: int, naive_max: int) -> dict:
     times = {}
     for name, run in runners.items():
         time.sleep(IDLE_SECONDS)  # let the previous runner's idle threads stop spinning
-        run()  # warm-up
+        slow = name == "naive" and n > 512  # seconds per run, warmed up by the check
+        if not slow:
+            run()  # warm-up
         times[name] = []
-        for _ in range(repeat):
+        for _ in range(1 if slow else repeat):
             start = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - start)
@@ -110,12 +116,12 @@ def blas_threads(threads: int):
     return threadpool_limits(limits=threads, user_api="blas")
 
 
-def run_in_child(args, threads: int) -> list[dict]:
+def run_in_child(args, threads: int, naive: bool) -> list[dict]:
     env = dict(os.environ, DLC_NUM_THREADS=str(threads))
     env.update({name: str(threads) for name in BLAS_THREAD_VARIABLES})
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--threads", str(threads),
            "--sizes", ",".join(map(str, args.sizes)), "--repeat", str(args.repeat),
-           "--naive-max", str(args.naive_max)]
+           "--naive-max", str(args.naive_max)] + ([] if naive else ["--no-naive"])
     proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"benchmark worker for {threads} thread(s) failed")
@@ -160,12 +166,15 @@ def print_table(rows: list[dict], repeat: int, naive_max: int, others: float | N
     print(f"float32 GEMM, C[n, n] = A[n, n] @ B[n, n]; GFLOP/s = 2 n^3 / median of {repeat} "
           f"runs; cpu {host_cpu_name()}, numpy {np.__version__} with "
           f"{blas.get('name', '?')} {blas.get('version', '')}".rstrip())
+    naive_by_size = {r["size"]: r["naive"] for r in rows if r["naive"] is not None}
     print(f"{'size':>6} {'threads':>8} {'naive':>18} {'dlc':>8} {'numpy':>8} {'dlc/numpy':>10}")
     for r in sorted(rows, key=lambda r: (r["size"], r["threads"])):
-        naive = fmt(r["naive"], 18) if r["naive"] is not None else f"{'skipped (too slow)':>18}"
+        value = r["naive"] if r["naive"] is not None else naive_by_size.get(r["size"])
+        naive = fmt(value, 18) if value is not None else f"{'skipped (too slow)':>18}"
         print(f"{r['size']:>6} {r['threads']:>8} {naive} {fmt(r['dlc'])} {fmt(r['numpy'])} "
               f"{fmt(r['dlc'] / r['numpy'], 10, 2)}")
-    print(f"naive is timed up to n = {naive_max} (--naive-max); dlc's schedule is "
+    print(f"naive (serial loops, so one figure per size for every thread count; a single "
+          f"run above n = 512) is timed up to n = {naive_max} (--naive-max); dlc's schedule is "
           "dlc.schedules.cpu.gemm.gemm_schedule")
     if others is not None:
         print(f"other programs kept {others:.2f} CPUs busy on average during the run"
@@ -177,17 +186,20 @@ def main(argv=None) -> None:
     if args.worker:
         for threads in args.threads:
             for n in args.sizes:
-                print(json.dumps(measure(n, threads, args.repeat, args.naive_max)), flush=True)
+                print(json.dumps(measure(n, threads, args.repeat, args.naive_max,
+                                         not args.no_naive)), flush=True)
         return
     rows = []
     usage = CpuUsage()
     for threads in args.threads:
+        naive = threads == args.threads[0]  # serial loops: once per size is enough
         limits = blas_threads(threads)
         if limits is None:
-            rows += run_in_child(args, threads)
+            rows += run_in_child(args, threads, naive)
             continue
         with limits:
-            rows += [measure(n, threads, args.repeat, args.naive_max) for n in args.sizes]
+            rows += [measure(n, threads, args.repeat, args.naive_max, naive)
+                     for n in args.sizes]
     print_table(rows, args.repeat, args.naive_max, usage.others())
 
 
