@@ -39,6 +39,29 @@ def load_model(model):
         raise ModelError(f"{path} is not a valid ONNX model: {err}") from None
 
 
+def check_text_fields(message, where: str = "model") -> None:
+    """Raise ModelError if a string field of ``message`` (names, op types, domains, doc
+    strings, at any depth) is not valid UTF-8: protobuf hands such fields over as bytes."""
+    from google.protobuf.descriptor import FieldDescriptor
+
+    for field, value in message.ListFields():
+        repeated = getattr(field, "is_repeated", None)
+        if repeated is None:  # protobuf before 5.x
+            repeated = field.label == FieldDescriptor.LABEL_REPEATED
+        if field.type == FieldDescriptor.TYPE_STRING:
+            values = value if repeated else [value]
+            if any(isinstance(v, bytes) for v in values):
+                raise ModelError(f"{where}.{field.name} is not valid UTF-8 text (a corrupted "
+                                 "or non-ONNX file?)")
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            items = value if repeated else [value]
+            for k, item in enumerate(items):
+                name = getattr(item, "name", "")
+                label = f"{field.name}[{name!r}]" if isinstance(name, str) and name else \
+                    f"{field.name}[{k}]"
+                check_text_fields(item, f"{where}.{label}")
+
+
 def opsets_of(proto) -> dict:
     opsets = {}
     for imp in proto.opset_import:
@@ -52,6 +75,7 @@ def from_onnx(model, input_shapes=None) -> Graph:
     from dlc.graph.verify import verify
 
     proto = load_model(model)
+    check_text_fields(proto)
     opsets = opsets_of(proto)
     if "" not in opsets and any(_domain(n) == "" for n in _nodes(proto.graph)):
         raise ModelError("the model uses operators of the default ONNX domain but imports no "

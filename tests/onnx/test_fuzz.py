@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
@@ -61,6 +61,7 @@ def _inputs_for(compiled):
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(mutation, min_size=1, max_size=4))
+@example([("flip", 91, 128)])  # the graph's name becomes invalid UTF-8 (protobuf: bytes)
 def test_mutated_models_fail_cleanly(edits):
     data = _mutate(SEED, edits)
     try:
@@ -74,3 +75,11 @@ def test_mutated_models_fail_cleanly(edits):
         compiled.run(*feeds)
     except dlc.DlcError:
         pass
+
+
+def test_invalid_utf8_names_are_model_errors():
+    data = bytearray(SEED)
+    at = data.index(b"relu0")  # a node name
+    data[at] = 0xff
+    with pytest.raises(dlc.ModelError, match="not valid UTF-8"):
+        dlc.compile(bytes(data))
