@@ -4,59 +4,9 @@ attributes and shapes."""
 
 import numpy as np
 import pytest
+from op_util import C, data, fails, run, same
 
 import dlc
-from dlc.errors import ModelError
-from dlc.graph import GraphBuilder
-
-
-class C:
-    """An input given as a graph constant (value inputs: depth, K)."""
-
-    def __init__(self, value, dtype=np.int64):
-        self.value = np.asarray(value, dtype=dtype)
-
-
-def run(op, *args, outputs=1, **attrs):
-    """Compile one ``op`` node and run it: arrays are graph inputs, ``C`` values
-    constants, None omitted inputs. Returns the output (or the list of them)."""
-    g = GraphBuilder(op.lower())
-    syms, feeds = [], []
-    for k, a in enumerate(args):
-        if a is None:
-            syms.append(None)
-        elif isinstance(a, C):
-            syms.append(g.constant(a.value))
-        else:
-            a = np.asarray(a)
-            syms.append(g.input(f"in{k}", a.shape, a.dtype))
-            feeds.append(a)
-    out = g.op(op, *syms, outputs=[f"out{k}" for k in range(outputs)], **attrs)
-    g.output(*(out if outputs > 1 else (out,)))
-    result = dlc.compile(g.build()).run(*feeds)
-    return result if outputs > 1 else result[0]
-
-
-def same(got, want):
-    want = np.asarray(want)
-    assert got.dtype == want.dtype, (got.dtype, want.dtype)
-    assert got.shape == want.shape, (got.shape, want.shape)
-    np.testing.assert_array_equal(got, want)
-
-
-def data(shape, dtype="float32", seed=0):
-    rng = np.random.default_rng(seed)
-    if dtype == "bool":
-        return rng.integers(0, 2, size=shape).astype(bool)
-    return rng.integers(-50, 50, size=shape).astype(dtype)
-
-
-def fails(op, *args, match, **attrs):
-    g = GraphBuilder()
-    syms = [None if a is None else g.constant(a.value) if isinstance(a, C)
-            else g.input(f"in{k}", a.shape, a.dtype) for k, a in enumerate(args)]
-    with pytest.raises(ModelError, match=match):
-        g.op(op, *syms, **attrs)
 
 
 # -- Gather -------------------------------------------------------------------------------

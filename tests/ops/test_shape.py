@@ -5,44 +5,11 @@ EyeLike; must-fail cases for bad attributes, shapes and values."""
 import ml_dtypes
 import numpy as np
 import pytest
+from op_util import C, run, same
 
 import dlc
 from dlc.errors import DlcError, ModelError
 from dlc.graph import GraphBuilder
-
-
-class C:
-    """An input given as a graph constant (value inputs: shapes, axes, ...)."""
-
-    def __init__(self, value, dtype=np.int64):
-        self.value = np.asarray(value, dtype=dtype)
-
-
-def run(op, *args, outputs=1, **attrs):
-    """Compile one ``op`` node and run it: arrays are graph inputs, ``C`` values
-    constants, None omitted inputs. Returns the output (or the list of them)."""
-    g = GraphBuilder(op.lower())
-    syms, feeds = [], []
-    for k, a in enumerate(args):
-        if a is None:
-            syms.append(None)
-        elif isinstance(a, C):
-            syms.append(g.constant(a.value))
-        else:
-            a = np.asarray(a)
-            syms.append(g.input(f"in{k}", a.shape, a.dtype))
-            feeds.append(a)
-    out = g.op(op, *syms, outputs=[f"out{k}" for k in range(outputs)], **attrs)
-    g.output(*(out if outputs > 1 else (out,)))
-    result = dlc.compile(g.build()).run(*feeds)
-    return result if outputs > 1 else result[0]
-
-
-def same(got, want):
-    want = np.asarray(want)
-    assert got.dtype == want.dtype, (got.dtype, want.dtype)
-    assert got.shape == want.shape, (got.shape, want.shape)
-    np.testing.assert_array_equal(got, want)
 
 
 def data(shape, dtype="float32"):
