@@ -57,3 +57,26 @@ def fails(op, *args, match, **attrs):
             else g.input(f"in{k}", a.shape, a.dtype) for k, a in enumerate(args)]
     with pytest.raises(ModelError, match=match):
         g.op(op, *syms, **attrs)
+
+
+def onnx_vs_ort(op, inputs, opset, outputs=1, initializers=None, **attrs):
+    """One-node ONNX model of ``opset``: dlc's outputs must equal onnxruntime's."""
+    import onnxruntime
+    from onnx import helper, numpy_helper
+
+    initializers = initializers or {}
+    node = helper.make_node(op, list(inputs) + list(initializers),
+                            [f"y{k}" for k in range(outputs)], **attrs)
+    graph = helper.make_graph(
+        [node], "g",
+        [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+         for k, v in inputs.items()],
+        [helper.make_empty_tensor_value_info(f"y{k}") for k in range(outputs)],
+        initializer=[numpy_helper.from_array(v, k) for k, v in initializers.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                              ir_version=8)
+    got = dlc.compile(model).run(*inputs.values())
+    session = onnxruntime.InferenceSession(model.SerializeToString(),
+                                           providers=["CPUExecutionProvider"])
+    for g, w in zip(got, session.run(None, inputs)):
+        same(g, w)

@@ -4,7 +4,7 @@ attributes and shapes."""
 
 import numpy as np
 import pytest
-from op_util import C, data, fails, run, same
+from op_util import C, data, fails, onnx_vs_ort, run, same
 
 import dlc
 
@@ -309,29 +309,6 @@ def test_top_k_errors():
 
 
 # -- ONNX converters of older opsets, against onnxruntime ---------------------------------
-def onnx_vs_ort(op, inputs, opset, outputs=1, initializers=None, **attrs):
-    """One-node ONNX model of ``opset``: dlc's outputs must equal onnxruntime's."""
-    import onnxruntime
-    from onnx import helper, numpy_helper
-
-    initializers = initializers or {}
-    node = helper.make_node(op, list(inputs) + list(initializers),
-                            [f"y{k}" for k in range(outputs)], **attrs)
-    graph = helper.make_graph(
-        [node], "g",
-        [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
-         for k, v in inputs.items()],
-        [helper.make_empty_tensor_value_info(f"y{k}") for k in range(outputs)],
-        initializer=[numpy_helper.from_array(v, k) for k, v in initializers.items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
-                              ir_version=8)
-    got = dlc.compile(model).run(*inputs.values())
-    session = onnxruntime.InferenceSession(model.SerializeToString(),
-                                           providers=["CPUExecutionProvider"])
-    for g, w in zip(got, session.run(None, inputs)):
-        same(g, w)
-
-
 def test_top_k_and_scatter_converters():
     x = {"x": np.array([[3, 1, 3, 2], [1, 1, 5, 5]], np.float32)}
     onnx_vs_ort("TopK", x, 9, outputs=2, k=3)

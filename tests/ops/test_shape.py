@@ -5,7 +5,7 @@ EyeLike; must-fail cases for bad attributes, shapes and values."""
 import ml_dtypes
 import numpy as np
 import pytest
-from op_util import C, run, same
+from op_util import C, onnx_vs_ort, run, same
 
 import dlc
 from dlc.errors import DlcError, ModelError
@@ -254,29 +254,6 @@ def test_unknown_attribute_fails():
 
 
 # -- ONNX converters of older opsets, against onnxruntime ---------------------------------
-def onnx_vs_ort(op, inputs, opset, outputs=1, initializers=None, **attrs):
-    """One-node ONNX model of ``opset``: dlc's outputs must equal onnxruntime's."""
-    import onnxruntime
-    from onnx import helper, numpy_helper
-
-    initializers = initializers or {}
-    node = helper.make_node(op, list(inputs) + list(initializers),
-                            [f"y{k}" for k in range(outputs)], **attrs)
-    graph = helper.make_graph(
-        [node], "g",
-        [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
-         for k, v in inputs.items()],
-        [helper.make_empty_tensor_value_info(f"y{k}") for k in range(outputs)],
-        initializer=[numpy_helper.from_array(v, k) for k, v in initializers.items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
-                              ir_version=8)
-    got = dlc.compile(model).run(*inputs.values())
-    session = onnxruntime.InferenceSession(model.SerializeToString(),
-                                           providers=["CPUExecutionProvider"])
-    for g, w in zip(got, session.run(None, inputs)):
-        same(g, w)
-
-
 def test_squeeze_unsqueeze_reshape_converters():
     x = {"x": data((1, 3, 1, 2))}
     onnx_vs_ort("Squeeze", x, 11, axes=[0, -2])
