@@ -47,34 +47,14 @@ import numpy as np
 
 from dlc import dtypes
 from dlc.graph.ir import Graph, Node, TensorType
-from dlc.graph.passes.linear import LINEAR_OPS, fold_affine
-from dlc.graph.passes.rewrite import Namer, constant, prune_types, use_counts
+from dlc.graph.passes.linear import LINEAR_OPS, fold_affine, fold_into_producers
+from dlc.graph.passes.rewrite import Namer, constant
 
 
 def fold_batchnorm(graph: Graph) -> Graph:
     """Fold BatchNormalization nodes (see the module docstring); ``graph`` itself when
     none folds."""
-    uses = use_counts(graph)
-    namer = Namer(graph)
-    out = graph.copy()
-    nodes: list = []
-    producer: dict = {}  # tensor -> index in nodes
-    changed = False
-    for node in graph.nodes:
-        rewrite = _rewrite(out, node, nodes, producer, uses, namer) \
-            if node.op == "BatchNormalization" else None
-        if rewrite is None:
-            rewrite = [node]
-        else:
-            changed = True
-        for new in rewrite:
-            producer.update({o: len(nodes) for o in new.outputs if o})
-            nodes.append(new)
-    if not changed:
-        return graph
-    out.nodes = [n for n in nodes if n is not None]
-    prune_types(out)
-    return out
+    return fold_into_producers(graph, ("BatchNormalization",), _rewrite)
 
 
 def _rewrite(out: Graph, node: Node, nodes: list, producer: dict, uses: dict, namer: Namer):

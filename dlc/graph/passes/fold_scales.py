@@ -43,8 +43,14 @@ import numpy as np
 
 from dlc import dtypes
 from dlc.graph.ir import Graph, Node, TensorType
-from dlc.graph.passes.linear import LINEAR_OPS, channel_axis, fold_affine, per_channel
-from dlc.graph.passes.rewrite import Namer, constant, prune_types, use_counts
+from dlc.graph.passes.linear import (
+    LINEAR_OPS,
+    channel_axis,
+    fold_affine,
+    fold_into_producers,
+    per_channel,
+)
+from dlc.graph.passes.rewrite import Namer, constant
 
 _OPS = ("Mul", "Div", "Add", "Sub")
 
@@ -52,25 +58,11 @@ _OPS = ("Mul", "Div", "Add", "Sub")
 def fold_scales(graph: Graph) -> Graph:
     """Fold constant scales and biases (see the module docstring); ``graph`` itself when
     none folds."""
-    uses = use_counts(graph)
-    namer = Namer(graph)
-    out = graph.copy()
-    nodes: list = []
-    producer: dict = {}  # tensor -> index in nodes
-    changed = False
-    for node in graph.nodes:
-        new = _fold(out, node, nodes, producer, uses, namer) if node.op in _OPS else None
-        if new is None:
-            new = node
-        else:
-            changed = True
-        producer.update({o: len(nodes) for o in new.outputs if o})
-        nodes.append(new)
-    if not changed:
-        return graph
-    out.nodes = [n for n in nodes if n is not None]
-    prune_types(out)
-    return out
+    def fold(out, node, nodes, producer, uses, namer):
+        new = _fold(out, node, nodes, producer, uses, namer)
+        return None if new is None else [new]
+
+    return fold_into_producers(graph, _OPS, fold)
 
 
 def _operands(graph: Graph, node: Node):

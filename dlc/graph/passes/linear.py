@@ -13,7 +13,7 @@ import numpy as np
 
 from dlc import dtypes
 from dlc.graph.ir import Graph, Node
-from dlc.graph.passes.rewrite import Namer, constant
+from dlc.graph.passes.rewrite import Namer, constant, prune_types, use_counts
 
 LINEAR_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 
@@ -36,6 +36,34 @@ def per_channel(value: np.ndarray, out_shape: tuple, axis: int):
     if full.shape[axis] not in (1, out_shape[axis]):
         return None
     return np.broadcast_to(full.reshape(-1).astype(np.float64), (out_shape[axis],)).copy()
+
+
+def fold_into_producers(graph: Graph, ops, fold) -> Graph:
+    """The driver of the folding passes: ``fold(out, node, nodes, producer, uses, namer)``
+    runs on each node whose op is in ``ops`` and returns the nodes that replace it, or None
+    to keep it; it may set an entry of ``nodes`` (the graph so far, ``producer`` maps a
+    tensor to its index) to None when it absorbs that producer. ``graph`` itself when
+    nothing folds."""
+    uses = use_counts(graph)
+    namer = Namer(graph)
+    out = graph.copy()
+    nodes: list = []
+    producer: dict = {}  # tensor -> index in nodes
+    changed = False
+    for node in graph.nodes:
+        rewrite = fold(out, node, nodes, producer, uses, namer) if node.op in ops else None
+        if rewrite is None:
+            rewrite = [node]
+        else:
+            changed = True
+        for new in rewrite:
+            producer.update({o: len(nodes) for o in new.outputs if o})
+            nodes.append(new)
+    if not changed:
+        return graph
+    out.nodes = [n for n in nodes if n is not None]
+    prune_types(out)
+    return out
 
 
 def fold_affine(graph: Graph, node: Node, scale, shift, output: str, namer: Namer):
