@@ -58,11 +58,7 @@ _OPS = ("Mul", "Div", "Add", "Sub")
 def fold_scales(graph: Graph) -> Graph:
     """Fold constant scales and biases (see the module docstring); ``graph`` itself when
     none folds."""
-    def fold(out, node, nodes, producer, uses, namer):
-        new = _fold(out, node, nodes, producer, uses, namer)
-        return None if new is None else [new]
-
-    return fold_into_producers(graph, _OPS, fold)
+    return fold_into_producers(graph, _OPS, _fold)
 
 
 def _operands(graph: Graph, node: Node):
@@ -76,7 +72,7 @@ def _operands(graph: Graph, node: Node):
 
 
 def _fold(out: Graph, node: Node, nodes: list, producer: dict, uses: dict, namer: Namer):
-    """The node replacing ``node`` and its producer (dropped from ``nodes``), or None."""
+    """[the node replacing ``node`` and its producer (dropped from ``nodes``)], or None."""
     found = _operands(out, node) if len(node.inputs) == 2 else None
     if found is None:
         return None
@@ -105,4 +101,4 @@ def _fold(out: Graph, node: Node, nodes: list, producer: dict, uses: dict, namer
         out.constants[name] = value
         out.types[name] = TensorType.of(value)
     nodes[index] = None
-    return new
+    return [new]
