@@ -142,6 +142,14 @@ class _Matcher:
         axes = self.axes(mx)
         return (x, axes[0], mx) if axes is not None and len(axes) == 1 else None
 
+    def shifted_source(self, s: Node, t: Node, y: str):
+        """(x, axis, max node) when ``s`` is ``x - max(x)`` along the axis the sum ``t``
+        reduces and ``x`` has the type of the result ``y``, else None."""
+        found = self.max_shift(s)
+        if found is None or self.axes(t) != [found[1]] or not self.same_type(found[0], y):
+            return None
+        return found
+
     # -- patterns ------------------------------------------------------------------------
     def softmax(self, node: Node):
         if node.op != "Div":
@@ -151,12 +159,10 @@ class _Matcher:
         s = self.inner(e.inputs[0], ("Sub",)) if e is not None else None
         if s is None or t is None or t.inputs[0] != e.outputs[0]:
             return None
-        found = self.max_shift(s)
-        if found is None or self.axes(t) != [found[1]]:
+        found = self.shifted_source(s, t, node.outputs[0])
+        if found is None:
             return None
         x, axis, mx = found
-        if not self.same_type(x, node.outputs[0]):
-            return None
         return node.with_(op="Softmax", inputs=(x,), attrs={"axis": axis}), [mx, s, e, t]
 
     def log_softmax(self, node: Node):
@@ -168,12 +174,10 @@ class _Matcher:
         e = self.inner(t.inputs[0], ("Exp",)) if t is not None else None
         if s is None or e is None or e.inputs[0] != s.outputs[0]:
             return None
-        found = self.max_shift(s)
-        if found is None or self.axes(t) != [found[1]]:
+        found = self.shifted_source(s, t, node.outputs[0])
+        if found is None:
             return None
         x, axis, mx = found
-        if not self.same_type(x, node.outputs[0]):
-            return None
         return node.with_(op="LogSoftmax", inputs=(x,), attrs={"axis": axis}), \
             [mx, s, e, t, lg]
 
