@@ -80,3 +80,38 @@ def onnx_vs_ort(op, inputs, opset, outputs=1, initializers=None, **attrs):
                                            providers=["CPUExecutionProvider"])
     for g, w in zip(got, session.run(None, inputs)):
         same(g, w)
+
+
+def run_fold(op, *arrays, fold=False, **attrs):
+    """Compile one ``op`` node over ``arrays`` (graph inputs; constants with ``fold``, which
+    the compiler folds through the NumPy reference; None: an omitted input) and run it;
+    returns the first output."""
+    g = GraphBuilder(op.lower())
+    syms, feeds = [], []
+    for k, a in enumerate(arrays):
+        if a is None:
+            syms.append(None)
+        elif fold:
+            syms.append(g.constant(a))
+        else:
+            syms.append(g.input(f"in{k}", a.shape, a.dtype))
+            feeds.append(a)
+    g.output(g.op(op, *syms, **attrs))
+    return dlc.compile(g.build()).run(*feeds)[0]
+
+
+def run_consts(op, inputs, consts=(), **attrs):
+    """Compile one ``op`` node over ``inputs`` (those at the positions in ``consts`` as
+    constants, None omitted) and run it; returns the first output."""
+    g = GraphBuilder("t")
+    syms, feeds = [], []
+    for k, x in enumerate(inputs):
+        if x is None:
+            syms.append(None)
+        elif k in consts:
+            syms.append(g.constant(x))
+        else:
+            syms.append(g.input(f"in{k}", x.shape, x.dtype))
+            feeds.append(x)
+    g.output(g.op(op, *syms, **attrs))
+    return dlc.compile(g.build()).run(*feeds)[0]

@@ -6,6 +6,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from op_util import run_fold as run
 
 import dlc
 from dlc.graph import GraphBuilder
@@ -22,19 +23,6 @@ def np_dt(dtype):
 
 def is_float(dtype):
     return dtype.startswith(("float", "bfloat"))
-
-
-def run(op, *arrays, fold=False, **attrs):
-    g = GraphBuilder(op.lower())
-    syms, feeds = [], []
-    for k, a in enumerate(arrays):
-        if fold:
-            syms.append(g.constant(a))
-        else:
-            syms.append(g.input(f"in{k}", a.shape, a.dtype))
-            feeds.append(a)
-    g.output(g.op(op, *syms, **attrs))
-    return dlc.compile(g.build()).run(*feeds)[0]
 
 
 def source_values(src):

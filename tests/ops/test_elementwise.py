@@ -6,29 +6,13 @@ import math
 import ml_dtypes
 import numpy as np
 import pytest
+from op_util import run_fold as run
 
 import dlc
 from dlc.graph import GraphBuilder
 
 BF16 = ml_dtypes.bfloat16
 TOL = {"float16": 2e-3, "bfloat16": 1.6e-2, "float32": 2e-6, "float64": 1e-12}
-
-
-def run(op, *arrays, fold=False, **attrs):
-    """Compile one ``op`` node over ``arrays`` (None: an omitted input) and run it; with
-    ``fold`` the inputs are constants, so the op's NumPy reference computes the result."""
-    g = GraphBuilder(op.lower())
-    syms, feeds = [], []
-    for k, a in enumerate(arrays):
-        if a is None:
-            syms.append(None)
-        elif fold:
-            syms.append(g.constant(a))
-        else:
-            syms.append(g.input(f"in{k}", a.shape, a.dtype))
-            feeds.append(a)
-    g.output(g.op(op, *syms, **attrs))
-    return dlc.compile(g.build()).run(*feeds)[0]
 
 
 def run_many(x, specs):

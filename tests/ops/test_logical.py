@@ -4,23 +4,10 @@ expectations written here; must-fail cases for bad dtypes, shapes and attributes
 import ml_dtypes
 import numpy as np
 import pytest
+from op_util import run_fold as run
 
 import dlc
 from dlc.graph import GraphBuilder
-
-
-def run(op, *arrays, fold=False, **attrs):
-    """Compile one ``op`` node and run it (``fold``: constant inputs, NumPy reference)."""
-    g = GraphBuilder(op.lower())
-    syms, feeds = [], []
-    for k, a in enumerate(arrays):
-        if fold:
-            syms.append(g.constant(a))
-        else:
-            syms.append(g.input(f"in{k}", a.shape, a.dtype))
-            feeds.append(a)
-    g.output(g.op(op, *syms, **attrs))
-    return dlc.compile(g.build()).run(*feeds)[0]
 
 
 def run_pair(a, b, ops):

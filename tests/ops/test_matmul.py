@@ -5,25 +5,10 @@ import ml_dtypes
 import numpy as np
 import pytest
 from onnx import TensorProto, helper
+from op_util import run_consts as run
 
 import dlc
 from dlc.errors import ModelError
-from dlc.graph.builder import GraphBuilder
-
-
-def run(op, inputs, consts=(), **attrs):
-    g = GraphBuilder("t")
-    syms, feeds = [], []
-    for k, x in enumerate(inputs):
-        if x is None:
-            syms.append(None)
-        elif k in consts:
-            syms.append(g.constant(x))
-        else:
-            syms.append(g.input(f"in{k}", x.shape, x.dtype))
-            feeds.append(x)
-    g.output(g.op(op, *syms, **attrs))
-    return dlc.compile(g.build()).run(*feeds)[0]
 
 
 def rand(shape, dtype="float32", seed=0):
