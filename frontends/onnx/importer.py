@@ -41,25 +41,31 @@ def load_model(model):
 
 def check_text_fields(message, where: str = "model") -> None:
     """Raise ModelError if a string field of ``message`` (names, op types, domains, doc
-    strings, at any depth) is not valid UTF-8: protobuf hands such fields over as bytes."""
+    strings, at any depth) is not valid UTF-8: protobuf hands such fields over as bytes.
+    Only string and message fields are read (not the weights' bytes)."""
     from google.protobuf.descriptor import FieldDescriptor
 
-    for field, value in message.ListFields():
+    for field in message.DESCRIPTOR.fields:
+        if field.type not in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_MESSAGE):
+            continue
         repeated = getattr(field, "is_repeated", None)
         if repeated is None:  # protobuf before 5.x
             repeated = field.label == FieldDescriptor.LABEL_REPEATED
+        if not repeated and field.type == FieldDescriptor.TYPE_MESSAGE and \
+                not message.HasField(field.name):
+            continue
+        value = getattr(message, field.name)
+        items = list(value) if repeated else [value]
         if field.type == FieldDescriptor.TYPE_STRING:
-            values = value if repeated else [value]
-            if any(isinstance(v, bytes) for v in values):
+            if any(isinstance(v, bytes) for v in items):
                 raise ModelError(f"{where}.{field.name} is not valid UTF-8 text (a corrupted "
                                  "or non-ONNX file?)")
-        elif field.type == FieldDescriptor.TYPE_MESSAGE:
-            items = value if repeated else [value]
-            for k, item in enumerate(items):
-                name = getattr(item, "name", "")
-                label = f"{field.name}[{name!r}]" if isinstance(name, str) and name else \
-                    f"{field.name}[{k}]"
-                check_text_fields(item, f"{where}.{label}")
+            continue
+        for k, item in enumerate(items):
+            name = getattr(item, "name", "")
+            label = field.name if not repeated else f"{field.name}[{name!r}]" \
+                if isinstance(name, str) and name else f"{field.name}[{k}]"
+            check_text_fields(item, f"{where}.{label}")
 
 
 def opsets_of(proto) -> dict:
