@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import numpy as np
 
 from dlc.errors import DlcTypeError
@@ -101,3 +104,38 @@ def max_value(dtype: str):
     if dtype == "bool":
         return True
     return int(np.iinfo(dtype).max)
+
+
+#: (exponent bits, mantissa bits) of the float dtypes narrower than float64.
+_FLOAT_FORMATS = {"float16": (5, 10), "bfloat16": (8, 7), "float32": (8, 23)}
+
+
+def round_float(value, dtype: str) -> float:
+    """``value`` (a Python float or int, taken exactly) rounded once to the nearest value of
+    the float ``dtype``, ties to even; beyond the largest finite value plus half an ulp it
+    is an infinity, as IEEE 754 rounds. NaN, infinities and signed zeros pass through.
+
+    Constants are rounded with this, not through float32 (double rounding: 1 + 2**-8 +
+    2**-30 is 1.0078125 in bfloat16, not 1.0) nor through whichever library is installed.
+    """
+    if dtype == "float64":
+        return float(value)
+    exp_bits, man_bits = _FLOAT_FORMATS[dtype]
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value) or value == 0):
+        return value
+    exact = Fraction(value)
+    if exact == 0:
+        return 0.0
+    bias = (1 << (exp_bits - 1)) - 1
+    magnitude = abs(exact)
+    exponent = math.floor(math.log2(magnitude))  # refined below: log2 may be off by one
+    while Fraction(2) ** exponent > magnitude:
+        exponent -= 1
+    while Fraction(2) ** (exponent + 1) <= magnitude:
+        exponent += 1
+    quantum = max(exponent, 1 - bias) - man_bits  # the ulp is 2**quantum (subnormals too)
+    steps = round(magnitude / Fraction(2) ** quantum)  # Fraction rounds half to even
+    largest = (2 - Fraction(1, 1 << man_bits)) * Fraction(2) ** bias
+    rounded = steps * Fraction(2) ** quantum
+    result = math.inf if rounded > largest else float(rounded)
+    return math.copysign(result, exact)

@@ -34,6 +34,8 @@ def is_const(e, value=None) -> bool:
 def _np_scalar(value, dtype):
     if dtype == "bool":
         return np.bool_(value)
+    if dtypes.is_float(dtype):  # a constant's value, rounded once as codegen rounds it
+        return dtypes.to_numpy(dtype).type(dtypes.round_float(value, dtype))
     return dtypes.to_numpy(dtype).type(value)
 
 
@@ -115,9 +117,11 @@ def _fold_cast(dtype: str, c: n.Const):
     if dtypes.is_float(dtype):
         if dtype == "bfloat16":
             return None
-        with np.errstate(all="ignore"):  # one rounding, from the source dtype (not via float)
-            value = np.asarray(_np_scalar(v, src)).astype(dtypes.to_numpy(dtype))
-            return n.Const(float(value), dtype)
+        if src == "bool":
+            v = int(v)
+        elif dtypes.is_float(src):
+            v = dtypes.round_float(v, src)
+        return n.Const(dtypes.round_float(v, dtype), dtype)  # one rounding, from the exact value
     if dtypes.is_float(src):
         if math.isnan(v) or math.isinf(v):
             return None

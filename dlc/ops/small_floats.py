@@ -141,10 +141,13 @@ class NpOps:
 
 def np_cast(x: np.ndarray, dtype: str) -> np.ndarray:
     """NumPy's ``astype`` with the code generator's semantics where C leaves them open: a
-    float beyond an integer dtype's range saturates to its limits and NaN becomes 0."""
+    float beyond an integer dtype's range saturates to its limits and NaN becomes 0; a
+    conversion to bfloat16 goes through float32 (whatever ml_dtypes' own rounding is)."""
     src = dtypes.canonical(x.dtype)
     if not (dtypes.is_float(src) and dtypes.is_int(dtype)):
         with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf is intended
+            if dtype == "bfloat16" and src != "float32":
+                x = x.astype(np.float32)  # through float32, as compiled code converts
             return x.astype(dtypes.to_numpy(dtype))
     wide = x.astype(np.float64)
     lo, hi = dtypes.min_value(dtype), dtypes.max_value(dtype)

@@ -50,6 +50,8 @@ def _cast(value, dtype):
         big = out >= float(info.max)
         out = np.where(big, 0, out).astype(target)
         out = np.where(big, target.type(info.max), out)
+    elif dtype == "bfloat16" and arr.dtype != np.float32:
+        out = arr.astype(np.float32).astype(target)  # through float32, as codegen converts
     else:
         out = arr.astype(target)
     return out if out.ndim else target.type(out)
@@ -146,6 +148,8 @@ class _Interp:
         return method(e, env)
 
     def e_Const(self, e, env):
+        if dtypes.is_float(e.dtype):  # rounded once, exactly as the code generator does
+            return _np(e.dtype).type(dtypes.round_float(e.value, e.dtype))
         return _np(e.dtype).type(e.value)
 
     def e_Var(self, e, env):

@@ -445,15 +445,9 @@ class FunctionEmitter:
         ty = reg_type(e.dtype)
         if e.dtype == "bool":
             return ir.Constant(I1, int(bool(e.value)))
-        if e.dtype == "bfloat16":
-            return ir.Constant(F32, _round_bf16_py(e.value))
-        if e.dtype == "float16":  # rounded here: llvmlite cannot pack values beyond 65504
-            import numpy as np
-
-            with np.errstate(over="ignore"):
-                return ir.Constant(ty, float(np.float16(e.value)))
-        if dtypes.is_float(e.dtype):
-            return ir.Constant(ty, float(e.value))
+        if dtypes.is_float(e.dtype):  # rounded once, here: llvmlite cannot pack 1e6 in half
+            return ir.Constant(F32 if e.dtype == "bfloat16" else ty,
+                               dtypes.round_float(e.value, e.dtype))
         return ir.Constant(ty, int(e.value))
 
     def expr_Var(self, e: n.Var):
@@ -690,6 +684,8 @@ class FunctionEmitter:
             return _round_bf16(self, out) if dst == "bfloat16" else out
         # integer destination
         if dtypes.is_float(src):
+            if src == "float16":  # exact; LLVM 22 drops the NaN check of fptosi.sat.i16.f16
+                v = bd.fpext(v, reg_type("float32", lanes))  # on AVX512-FP16 (NaN -> -32768)
             name = "fptosi" if dtypes.is_signed_int(dst) else "fptoui"
             fn = self.intrinsic(f"llvm.{name}.sat.{_suffix(dty)}.{_suffix(v.type)}", dty,
                                 [v.type])
@@ -871,17 +867,6 @@ def _is_unit_ramp(index) -> bool:
 
 def _reads_unguarded(e) -> bool:
     return contains(e, lambda x: isinstance(x, n.BufferLoad) and x.predicate is None)
-
-
-def _round_bf16_py(value: float) -> float:
-    import numpy as np
-
-    with np.errstate(over="ignore"):  # beyond float32: infinity, as NumPy rounds
-        bits = int(np.array(value, dtype=np.float32).view(np.uint32))
-    if value != value:
-        return float("nan")
-    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
-    return float(np.array(bits, dtype=np.uint32).view(np.float32))
 
 
 def _round_bf16(emitter: FunctionEmitter, v):
