@@ -1,11 +1,13 @@
 """Cast, CastLike and BitCast: conversions between dtypes.
 
-Value conversions follow NumPy's ``astype`` (integers wrap, floats round to nearest even,
-anything nonzero or NaN is true), except where ONNX leaves the result undefined: a float
-outside an integer dtype's range saturates to its limits and NaN becomes 0 (what the code
-generator's saturating conversions give). The storage-only ML dtypes (float8, float4,
-float6, int4, int2, ...) convert as described in ``dlc.ops.small_floats``, where
-``saturate`` (float8 targets) and ``round_mode`` (float8_e8m0fnu targets) apply.
+Value conversions follow ONNX (integers wrap, floats round to nearest even, anything nonzero
+or NaN is true). Where ONNX leaves the result undefined, dlc's choice, the same for every
+integer width from 2 to 64 bits: a float truncates toward zero, a value outside the integer
+dtype's range saturates to its nearest limit (infinities too), and NaN becomes 0 (LLVM's
+``fptosi.sat``). Casts to bfloat16 go through float32. The storage-only ML dtypes (float8,
+float4, float6, int4, int2, ...) convert as described in ``dlc.ops.small_floats``, where
+``saturate`` (float8 targets) and ``round_mode`` (float8_e8m0fnu targets) apply. The table
+is in docs/onnx_support.md, "Where the spec leaves the result undefined".
 """
 
 from __future__ import annotations

@@ -20,9 +20,11 @@ Semantics (ONNX Cast, with ml_dtypes as the bit-level reference):
   NaN (0xFF); NaN stays NaN.
 * from a small float: exact to float32, then converted like any float32 (integers
   truncate and saturate, NaN gives 0).
-* to int4/uint4/int2/uint2: like ONNX's test data and ml_dtypes, the low bits of the
-  value converted to int32 (integers wrap; floats truncate first, saturating at int32's
-  limits). From them: sign- or zero-extended to int32.
+* to int4/uint4/int2/uint2: integers (and bool) keep their low bits, wrapping as ONNX
+  specifies for every integer narrowing; floats truncate toward zero and saturate to the
+  type's range, NaN giving 0, exactly like a float cast to a wider integer (ONNX leaves an
+  out-of-range float undefined: -9.0 to uint4 is 0 and 17.0 is 15 in dlc, whatever the
+  installed ml_dtypes does). From them: sign- or zero-extended to int32.
 * a byte's bits beyond the type's width are ignored when reading; writing clears them.
 """
 
@@ -193,7 +195,10 @@ def convert(ops, x, src: str, dst: str, saturate: bool = True, round_mode: str =
     if not dtypes.is_storage_only(src) and not dtypes.is_storage_only(dst):
         return ops.cast(x, dst)
     if is_small_int(dst):
-        return _encode_int(ops, _to_int32(ops, x, src), dst)
+        value = _to_int32(ops, x, src)
+        if dtypes.is_float(src) or src in SMALL_FLOATS:
+            value = _clamp_int(ops, value, dst)  # out of range: saturate, like wide integers
+        return _encode_int(ops, value, dst)
     if dst == E8M0:
         return _encode_e8m0(ops, _to_float32(ops, x, src), saturate, round_mode)
     if dst in FLOAT_FORMATS:
@@ -235,6 +240,12 @@ def _decode_int(ops, x, src: str):
         half = 1 << (bits - 1)
         b = (b ^ half) - half
     return b
+
+
+def _clamp_int(ops, v, dst: str):
+    """int32 ``v`` limited to the range of the sub-byte integer ``dst``."""
+    lo, hi = (ops.const(limit, "int32") for limit in int_range(dst))
+    return ops.select(v < lo, lo, ops.select(v > hi, hi, v))
 
 
 def _encode_int(ops, v, dst: str):

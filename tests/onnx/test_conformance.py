@@ -26,7 +26,10 @@ def test_onnx_case(case):
     reason = conformance.scope_reason(case)
     if reason:
         pytest.skip(f"out of scope: {reason}")
-    conformance.run_case(case)
+    undefined = conformance.run_case(case)
+    if undefined:  # the defined elements matched; the rest is reported, not passed
+        pytest.skip(f"{case.name} is partly undefined by the ONNX spec, the other elements "
+                    "match: " + "; ".join(undefined))
 
 
 # -- the scope definition and the harness ---------------------------------------------------

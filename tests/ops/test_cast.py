@@ -273,8 +273,8 @@ def test_onnx_cast_to_unsupported_type():
     (TensorProto.FLOAT8E4M3FN, 19, {"saturate": 0}, [1.0, np.nan, np.nan, 0.5]),
     (TensorProto.FLOAT8E5M2, 21, {"saturate": 0}, [1.0, np.inf, -np.inf, 0.5]),
     (TensorProto.FLOAT8E5M2FNUZ, 23, {}, [1.0, 57344.0, -57344.0, 0.5]),
-    (TensorProto.INT4, 21, {}, [1, -8, 0, 0]),                    # 1e6 wraps: 1e6 % 16 = 0
-    (TensorProto.UINT2, 25, {}, [1, 0, 0, 0]),
+    (TensorProto.INT4, 21, {}, [1, 7, -8, 0]),                    # out of range: saturates
+    (TensorProto.UINT2, 25, {}, [1, 3, 0, 0]),
     (TensorProto.FLOAT4E2M1, 23, {}, [1.0, 6.0, -6.0, 0.5]),
     (TensorProto.FLOAT8E8M0, 24, {"round_mode": "down"}, [1.0, 2.0**19, 2.0**19, 0.5]),
 ])
