@@ -37,10 +37,7 @@ def build(target_obj, target=None, name: str | None = None):
     """
     from dlc.tir.schedule import Schedule
 
-    target = Target.parse(target)
-    if target.kind != "llvm":
-        raise TargetError(f"target {target.kind!r} is not available in this build of dlc; "
-                          "use 'llvm'")
+    target = Target.parse(target).check_available()
     items = target_obj if isinstance(target_obj, (list, tuple)) else [target_obj]
     funcs = []
     for item in items:

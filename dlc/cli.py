@@ -261,8 +261,15 @@ def cmd_compile(args) -> int:
                         progress=_progress(args))
     seconds = time.perf_counter() - start
     if not isinstance(model, CompiledModel):
-        raise UsageError(f"{args.model}: output shapes depend on input values, so it cannot be "
-                         "saved as an artifact; give the shape-like inputs with --input-shape")
+        from dlc.compiler.dynamic import dynamic_causes
+
+        causes = dynamic_causes(model.graph)
+        raise UsageError(
+            f"{args.model} cannot be saved as an artifact: its shapes depend on input values "
+            f"at {'; '.join(causes)}. An artifact has fixed shapes and --input-shape fixes "
+            "dimensions, not values: make those values constants in the model (initializers),"
+            " or run it from Python, where dlc.compile returns a model that compiles each "
+            "distinct shape on first use")
     size = model.save(out)
     ops: dict = {}
     for node in model.source_graph.nodes:

@@ -98,7 +98,7 @@ def compile(model, target=None, input_shapes=None, name: str | None = None,  # n
         raise DlcError(f"opt_level must be 0, 1, 2 or 3, got {opt_level!r}")
     from dlc.compiler.model import CompiledModel, DynamicModel
 
-    target = Target.parse(target)
+    target = Target.parse(target).check_available()
     tuning = None
     if tuning_log:
         from dlc.autotune.log import best_records
@@ -124,7 +124,7 @@ def inspect_stage(model, stage: str, input_shapes=None, target=None,
     where it has some) or "llvm" (LLVM IR)."""
     from dlc.compiler.kernels import ident, node_kernel
 
-    target = Target.parse(target)
+    target = Target.parse(target).check_available()
     tuning = None
     if tuning_log:
         from dlc.autotune.log import best_records

@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from dlc.errors import TargetError
 
 _KINDS = ("llvm", "cuda")
+#: The kinds this build of dlc can generate code for ("cuda" parses, for tuning logs and
+#: artifacts that name it, but has no code generator yet).
+AVAILABLE_KINDS = ("llvm",)
 _OPTIONS = {
     "llvm": ("mcpu", "mattr", "mtriple", "num-threads", "opt-level"),
     "cuda": ("arch", "max-threads-per-block", "opt-level"),
@@ -53,6 +56,14 @@ class Target:
                     raise TargetError(f"-{name}={number} is out of range")
                 options[name] = number
         return Target(kind, options)
+
+    def check_available(self) -> Target:
+        """This target, if this build of dlc can compile for it; else a TargetError."""
+        if self.kind not in AVAILABLE_KINDS:
+            raise TargetError(f"target {self.kind!r} is not available in this build of dlc "
+                              f"(it compiles for {', '.join(repr(k) for k in AVAILABLE_KINDS)}"
+                              "); use 'llvm', the default, for this CPU")
+        return self
 
     @property
     def mcpu(self) -> str:

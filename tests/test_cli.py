@@ -186,6 +186,65 @@ def test_compile_target(files, tmp_path):
                          "tpu"), "unknown target kind")
 
 
+@pytest.mark.parametrize("target", ["cuda", "cuda -arch=sm_90"])
+def test_compile_for_a_target_not_built_yet_is_an_error(files, tmp_path, target):
+    """No host code labelled "cuda": until the CUDA target exists it is refused."""
+    line = assert_error(run_cli("compile", files["chain"], "-o", tmp_path / "c.dlc",
+                                "--target", target), "target 'cuda'", "llvm")
+    assert "not available" in line
+    assert not (tmp_path / "c.dlc").exists()
+    assert_error(run_cli("inspect", files["chain"], "--stage", "loops", "--target", target),
+                 "target 'cuda'")
+
+
+def _dynamic_model(path, kind: str):
+    """A model whose shapes depend on input values: NonZero, a Reshape to a shape given as
+    an input (through Concat), or an If on an input condition."""
+    from onnx import TensorProto as T
+    from onnx import helper
+
+    x = helper.make_tensor_value_info("x", T.FLOAT, [2, 3])
+    if kind == "nonzero":
+        nodes = [helper.make_node("NonZero", ["x"], ["y"], name="nz")]
+        inputs, y = [x], helper.make_tensor_value_info("y", T.INT64, None)
+    elif kind == "reshape":
+        nodes = [helper.make_node("Concat", ["a", "b"], ["shape"], name="cat", axis=0),
+                 helper.make_node("Reshape", ["x", "shape"], ["y"], name="r")]
+        inputs = [x, helper.make_tensor_value_info("a", T.INT64, [1]),
+                  helper.make_tensor_value_info("b", T.INT64, [1])]
+        y = helper.make_tensor_value_info("y", T.FLOAT, None)
+    else:
+        def branch(name, shape):
+            out = helper.make_tensor_value_info(name, T.FLOAT, None)
+            c = helper.make_node("Constant", [], [name], value=helper.make_tensor(
+                "v", T.FLOAT, shape, [1.0] * int(np.prod(shape))))
+            return helper.make_graph([c], name, [], [out])
+        nodes = [helper.make_node("If", ["c"], ["y"], name="choose",
+                                  then_branch=branch("t", [2]), else_branch=branch("e", [3]))]
+        inputs = [helper.make_tensor_value_info("c", T.BOOL, [])]
+        y = helper.make_tensor_value_info("y", T.FLOAT, None)
+    graph = helper.make_graph(nodes, "dyn", inputs, [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    import onnx
+
+    onnx.save(model, path)
+    return str(path)
+
+
+@pytest.mark.parametrize("kind, fragments", [
+    ("nonzero", ["NonZero node 'nz'", "depend on its input values", "model input 'x'"]),
+    ("reshape", ["Reshape node 'r'", "value of 'shape'", "model inputs 'a', 'b'"]),
+    ("if", ["If node 'choose'", "model input 'c'"]),
+])
+def test_compile_dynamic_model_names_the_nodes(tmp_path, kind, fragments):
+    path = _dynamic_model(tmp_path / f"{kind}.onnx", kind)
+    line = assert_error(run_cli("compile", path, "-o", tmp_path / "d.dlc"),
+                        "cannot be saved as an artifact", *fragments)
+    assert "initializers" in line and "from Python" in line
+    assert "give the shape-like inputs" not in line
+    assert not (tmp_path / "d.dlc").exists()
+
+
 def test_compile_symbolic_input(files, tmp_path):
     assert_error(run_cli("compile", files["sym"], "-o", tmp_path / "s.dlc"), "symbolic",
                  "--input-shape")

@@ -59,6 +59,50 @@ def _step(model, graph: Graph, pending: list, constants: dict, env: dict) -> lis
     return [n for n in later if n not in frontier]
 
 
+def dynamic_causes(graph: Graph) -> list[str]:
+    """Why a typed graph's shapes depend on run-time values: one line per node where the
+    unknown types begin (its inputs are typed, its outputs are not), saying what it needs
+    and, for a needed value, which model inputs it is computed from."""
+    producers = {o: node for node in graph.nodes for o in node.outputs if o}
+    causes = []
+    for node in graph.nodes:
+        unknown = [o for o in node.outputs if o and o not in graph.types]
+        if not unknown or any(x and x not in graph.types for x in node.inputs):
+            continue
+        op = registry.get(node.op)
+        what = f"{node.op} node {node.name!r}"
+        if op.host:
+            causes.append(f"{what}: its output shapes depend on its input values"
+                          + _from_inputs(graph, producers, [x for x in node.inputs if x]))
+            continue
+        needed = [node.inputs[k] for k in op.value_inputs
+                  if k < len(node.inputs) and node.inputs[k]
+                  and node.inputs[k] not in graph.constants]
+        names = ", ".join(repr(x) for x in needed) or "an input"
+        causes.append(f"{what}: needs the value of {names} to know its output shape"
+                      + _from_inputs(graph, producers, needed))
+    return causes
+
+
+def _from_inputs(graph: Graph, producers: dict, names: list) -> str:
+    """", computed from model input 'x'" for the graph inputs ``names`` depend on."""
+    found, seen, todo = [], set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name in graph.inputs:
+            found.append(name)
+        elif name in producers:
+            todo += [x for x in producers[name].inputs if x]
+    if not found:
+        return ""
+    plural = "s" if len(found) > 1 else ""
+    return f", computed from model input{plural} " + ", ".join(
+        repr(x) for x in sorted(set(found), key=graph.inputs.index))
+
+
 def _value(name, constants, folded, env):
     if name in env:
         return env[name]

@@ -145,6 +145,7 @@ class ImportContext:
         self.graph: Graph | None = None
         self._counter = 0
         self._value_types: dict = {}
+        self.current_name = ""  # the node being converted: the default name of what it emits
 
     # -- queries ---------------------------------------------------------------------------
     def can_convert(self, op_type: str, domain: str, opsets: dict | None = None) -> bool:
@@ -231,7 +232,7 @@ class ImportContext:
     def convert_graph(self, g, input_shapes=None, top=False, outer=None) -> Graph:
         from dlc.frontends.onnx.attributes import array_of
 
-        parent = self.graph
+        parent, parent_node_name = self.graph, self.current_name
         graph = Graph(g.name or "main", [], [])
         self.graph = graph
         initializers = {init.name: init for init in g.initializer}
@@ -260,7 +261,7 @@ class ImportContext:
                                       | set(outer or ())):
             self.convert_node(node)
         graph.outputs = [o.name for o in g.output]
-        self.graph = parent
+        self.graph, self.current_name = parent, parent_node_name  # If/Loop keep their name
         return graph
 
     def convert_node(self, node, opsets: dict | None = None) -> None:
