@@ -1,4 +1,5 @@
-"""Mutated model bytes: nothing escapes except dlc's own error types."""
+"""Mutated model bytes: nothing escapes except dlc's own error types for bad input. An
+InternalError marks a dlc bug, so it fails the test like any other exception."""
 
 import numpy as np
 import pytest
@@ -66,6 +67,8 @@ def test_mutated_models_fail_cleanly(edits):
     data = _mutate(SEED, edits)
     try:
         compiled = dlc.compile(data)
+    except dlc.InternalError:
+        raise
     except dlc.DlcError:
         return
     feeds = _inputs_for(compiled)
@@ -73,8 +76,20 @@ def test_mutated_models_fail_cleanly(edits):
         return
     try:
         compiled.run(*feeds)
+    except dlc.InternalError:
+        raise
     except dlc.DlcError:
         pass
+
+
+def test_an_internal_error_fails_the_fuzz_test(monkeypatch):
+    """The fuzz test's own contract: a dlc bug (InternalError) is not a clean failure."""
+    def broken(*args, **kwargs):
+        raise dlc.InternalError("simulated compiler bug")
+
+    monkeypatch.setattr(dlc, "compile", broken)
+    with pytest.raises(dlc.InternalError):
+        test_mutated_models_fail_cleanly.hypothesis.inner_test([("flip", 0, 0)])
 
 
 def test_invalid_utf8_names_are_model_errors():
