@@ -374,22 +374,30 @@ def cmd_bench(args) -> int:
 
     model = _load_any(args.model, args)
     _set_threads(model, args.threads)
+    threads = args.threads or _model_threads(model)
     feeds = _random_inputs(model, {}, 0)
     progress = _progress(args)
-    rows = [("dlc", _time(lambda: model.run(feeds), args.repeat, args.warmup, progress,
-                          "timing dlc"))]
-    if args.compare_onnxruntime:
-        session = _ort_session(args.compare_onnxruntime, args.threads, _input_specs(model))
+    session = None
+    if args.compare_onnxruntime:  # the same threads for both, and the same answers first
+        session = _ort_session(args.compare_onnxruntime, threads, _input_specs(model))
         try:
-            session.run(None, feeds)
+            theirs = session.run(None, feeds)
         except Exception as err:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise UsageError(f"--compare-onnxruntime {args.compare_onnxruntime}: onnxruntime "
                              f"cannot run it on the dlc model's inputs: {_one_line(err)}") \
                 from None
+        agreement = _compare_outputs(_output_names(model), model.run(feeds), theirs)
+        if agreement is None:
+            return EXIT_INTERNAL
+    rows = [("dlc", _time(lambda: model.run(feeds), args.repeat, args.warmup, progress,
+                          "timing dlc"))]
+    if session is not None:
         rows.append(("onnxruntime", _time(lambda: session.run(None, feeds), args.repeat,
                                           args.warmup, progress, "timing onnxruntime")))
-    threads = f", {args.threads} thread(s)" if args.threads else ""
-    print(f"{args.model}: {args.repeat} runs after {args.warmup} warm-up runs{threads}")
+    shown = f", {threads} thread(s)" if threads else ""
+    print(f"{args.model}: {args.repeat} runs after {args.warmup} warm-up runs{shown}")
+    if session is not None:
+        print(f"  outputs match onnxruntime's ({agreement})")
     for name, times in rows:
         med = float(np.median(times))
         p90 = float(np.percentile(times, 90))
@@ -400,6 +408,50 @@ def cmd_bench(args) -> int:
         faster = "dlc faster" if ratio < 1 else "onnxruntime faster"
         print(f"  dlc / onnxruntime latency: {ratio:.2f}x ({faster})")
     return EXIT_OK
+
+
+def _model_threads(model) -> int | None:
+    """Threads a model's parallel loops use (None for a model compiled per shape)."""
+    executor = getattr(model, "executor", None)
+    return executor.module.num_threads if executor is not None else None
+
+
+def _output_names(model) -> list:
+    executor = getattr(model, "executor", None)
+    if executor is not None:
+        return [spec["name"] for spec in executor.outputs]
+    return list(model.output_names)
+
+
+def _compare_outputs(names: list, ours: list, theirs: list) -> str | None:
+    """A summary of how closely dlc's outputs match onnxruntime's (floats within 1e-3
+    relative, 1e-4 of the largest magnitude; everything else exactly); None, after one
+    line on stderr naming the first output that differs, when they do not."""
+    import numpy as np
+
+    worst = 0.0
+    for name, a, b in zip(names, ours, theirs):
+        a, b = np.asarray(a), np.asarray(b)
+        if a.shape != b.shape or a.dtype != b.dtype:
+            problem = f"dlc gives {a.dtype}{list(a.shape)}, onnxruntime {b.dtype}{list(b.shape)}"
+        elif a.dtype.kind == "f":
+            wide_a, wide_b = a.astype(np.float64), b.astype(np.float64)
+            finite = np.isfinite(wide_b)
+            scale = float(np.abs(wide_b[finite]).max()) if finite.any() else 1.0
+            if np.allclose(wide_a, wide_b, rtol=1e-3, atol=1e-4 * max(scale, 1.0),
+                           equal_nan=True):
+                diff = np.abs(wide_a - wide_b)[finite & np.isfinite(wide_a)]
+                worst = max(worst, float(diff.max()) if diff.size else 0.0)
+                continue
+            problem = f"max abs difference {float(np.nanmax(np.abs(wide_a - wide_b))):.3g}"
+        elif np.array_equal(a, b):
+            continue
+        else:
+            problem = f"{int((a != b).sum())} of {a.size} elements differ"
+        print(f"dlc bench: dlc and onnxruntime disagree on output {name!r} ({problem}); if "
+              "both files are the same model this is a dlc bug: report it", file=sys.stderr)
+        return None
+    return f"max abs difference {worst:.3g}"
 
 
 def _time(fn, repeat: int, warmup: int, progress, what: str) -> list:

@@ -562,13 +562,52 @@ def test_bench(files):
     assert "onnxruntime" not in out
 
 
-def test_bench_compare_onnxruntime(files):
+def _spy_on_onnxruntime(monkeypatch) -> list:
+    """The intra-op thread count of every onnxruntime session dlc bench makes."""
+    made, real = [], cli._ort_session
+
+    def spy(path, threads, specs):
+        session = real(path, threads, specs)
+        made.append(session.get_session_options().intra_op_num_threads)
+        return session
+
+    monkeypatch.setattr(cli, "_ort_session", spy)
+    return made
+
+
+def test_bench_compare_onnxruntime(files, monkeypatch):
+    """Without --threads both libraries run on dlc's default thread count (not dlc on every
+    core and onnxruntime on its own default), and the outputs are compared first."""
+    from dlc.runtime.module import default_num_threads
+
+    made = _spy_on_onnxruntime(monkeypatch)
     code, out, err = run_cli("bench", files["dlc"], "--repeat", "5", "--warmup", "1",
                              "--compare-onnxruntime", files["chain"])
     assert code == 0, err
     assert "onnxruntime  median" in out
+    assert made == [default_num_threads()]
+    assert f", {default_num_threads()} thread(s)" in out
+    assert "outputs match onnxruntime's (max abs difference" in out
     ratio = [x for x in out.splitlines() if "dlc / onnxruntime latency:" in x]
     assert ratio and float(ratio[0].split(":")[1].split("x")[0]) > 0
+
+
+def test_bench_compare_onnxruntime_same_threads(files, monkeypatch):
+    made = _spy_on_onnxruntime(monkeypatch)
+    code, out, err = run_cli("bench", files["chain"], "--repeat", "2", "--warmup", "0",
+                             "--threads", "2", "--compare-onnxruntime", files["chain"])
+    assert code == 0, err
+    assert made == [2] and ", 2 thread(s)" in out
+
+
+def test_bench_outputs_that_differ_stop_the_comparison(files, tmp_path):
+    """Another model with the same inputs: no timings, one line, a non-zero exit."""
+    other = chain_model(tmp_path / "other.onnx", n=3)
+    code, out, err = run_cli("bench", files["dlc"], "--repeat", "2",
+                             "--compare-onnxruntime", other)
+    assert code == 1 and "median" not in out
+    assert err.strip().splitlines() == [err.strip()]
+    assert "disagree on output 'y' (max abs difference" in err and "dlc bug" in err
 
 
 def test_bench_errors(files):
