@@ -10,6 +10,9 @@ graph inputs therefore compile once per distinct value of those inputs.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 import numpy as np
 
 from dlc.errors import DlcError
@@ -18,6 +21,53 @@ from dlc.graph.passes.infer_types import infer_types
 from dlc.ops import registry
 
 _MAX_STEPS = 10_000
+#: Compiled pieces a DynamicModel keeps by default (see CompiledCache).
+DEFAULT_CACHE_SIZE = 64
+
+
+class CompiledCache:
+    """The compiled pieces of a DynamicModel, by input types and specialized values, least
+    recently used first out once ``maxsize`` are held (each holds a loaded library; an
+    evicted one is unloaded once nothing uses it, and compiled again if needed)."""
+
+    def __init__(self, maxsize: int = DEFAULT_CACHE_SIZE):
+        self.maxsize = maxsize
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self.compiles = 0  # how many pieces were compiled (a miss each)
+
+    @property
+    def maxsize(self) -> int:
+        return self._maxsize
+
+    @maxsize.setter
+    def maxsize(self, value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise DlcError(f"the compiled-piece cache holds at least 1 entry, got {value!r}")
+        self._maxsize = value
+        if hasattr(self, "_items"):
+            self._evict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get_or_compile(self, key, compile_fn):
+        """The piece cached under ``key``, else ``compile_fn()`` cached."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        compiled = compile_fn()  # outside the lock: compiles of other keys go on
+        with self._lock:
+            self.compiles += 1
+            self._items[key] = compiled
+            self._items.move_to_end(key)
+            self._evict()
+        return compiled
+
+    def _evict(self) -> None:
+        while len(self._items) > self._maxsize:
+            self._items.popitem(last=False)
 
 
 def run_dynamic(model, arrays: dict) -> list:
@@ -201,8 +251,5 @@ def _compile_cached(model, graph: Graph, key_base):
            tuple(sorted((n, v.dtype.str, v.shape, v.tobytes()) for n, v in
                         graph.constants.items() if v.size <= 4096)),
            tuple(graph.outputs))
-    compiled = model._cache.get(key)
-    if compiled is None:
-        compiled = CompiledModel.from_graph(graph, model.target, tuning=model.tuning)
-        model._cache[key] = compiled
-    return compiled
+    return model.cache.get_or_compile(
+        key, lambda: CompiledModel.from_graph(graph, model.target, tuning=model.tuning))

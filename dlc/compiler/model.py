@@ -165,16 +165,19 @@ def _spec(graph: Graph, name: str) -> dict:
 class DynamicModel:
     """A graph whose types depend on run-time values (shape-like inputs, data-dependent
     output sizes). Each distinct set of input shapes and needed values is compiled once
-    and cached."""
+    and kept in ``cache`` (a :class:`~dlc.compiler.dynamic.CompiledCache`): the 64 most
+    recently used pieces by default, ``model.cache.maxsize = n`` to change it."""
 
     def __init__(self, graph: Graph, target: Target, tuning: dict | None = None):
+        from dlc.compiler.dynamic import CompiledCache
+
         self.graph = graph
         self.source_graph = graph
         self.target = target
         self.tuning = tuning
         self.input_names = list(graph.inputs)
         self.output_names = list(graph.outputs)
-        self._cache: dict = {}
+        self.cache = CompiledCache()
 
     def run(self, *args, **kwargs) -> list:
         from dlc.compiler.dynamic import run_dynamic
