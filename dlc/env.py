@@ -26,11 +26,15 @@ def dump_ir_dir() -> str | None:
     return os.environ.get("DLC_DUMP_IR") or None
 
 
-def cache_dir() -> str | None:
-    """DLC_CACHE_DIR: where compiled kernels are cached; "off" disables the cache."""
-    return os.environ.get("DLC_CACHE_DIR") or None
-
-
 def linker() -> str | None:
     """DLC_LINKER: the program that links object code into shared libraries."""
     return os.environ.get("DLC_LINKER") or None
+
+
+def conformance_traceback() -> bool:
+    """DLC_CONFORMANCE_TRACEBACK: the conformance sweep prints each failure's traceback."""
+    return os.environ.get("DLC_CONFORMANCE_TRACEBACK", "").strip() not in ("", "0")
+
+
+#: Every variable read above, in the order docs/reference/environment.md lists them.
+VARIABLES = ("DLC_NUM_THREADS", "DLC_DUMP_IR", "DLC_LINKER", "DLC_CONFORMANCE_TRACEBACK")

@@ -329,8 +329,10 @@ def _classify(case: Case):
     except Mismatch as err:
         return "fail", "wrong result: " + _one_line(str(err)), time.perf_counter() - start
     except Exception as err:  # noqa: BLE001
+        from dlc import env
+
         text = _one_line(f"{type(err).__name__}: {err}")
-        if os.environ.get("DLC_CONFORMANCE_TRACEBACK"):
+        if env.conformance_traceback():
             traceback.print_exc()
         return "fail", text, time.perf_counter() - start
 
