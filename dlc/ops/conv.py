@@ -66,8 +66,18 @@ def int_list(ctx, key: str, length: int, default: int, minimum: int) -> tuple:
 
 def window_geometry(ctx, inp, kernel, ceil_mode: bool = False, pool: bool = False) -> Window:
     """The window of a convolution or pooling from the node's ``strides``, ``dilations``,
-    ``pads`` and ``auto_pad`` attributes (ONNX's output-size formulas; ``ceil_mode``
-    drops a last window that would start in the end padding)."""
+    ``pads`` and ``auto_pad`` attributes, by ONNX's output-size rules:
+
+    - explicit ``pads`` (NOTSET), and VALID, which is explicit pads of 0: ``floor(span /
+      stride) + 1`` windows, ``span = in + pads - effective kernel``; with ``ceil_mode``,
+      ``ceil(span / stride) + 1`` less a last window that would start in the end padding
+      (or past the input). For VALID the spec's text gives ``ceil((in - kernel + 1) /
+      stride)``, which never differs from the floor size; ONNX's shape inference and
+      onnxruntime use the rule above, so ceil_mode does change VALID sizes.
+    - SAME_UPPER / SAME_LOWER: ``ceil(in / stride)`` windows with or without ``ceil_mode``
+      (the padding makes the span a multiple of the stride), the total padding
+      ``(out - 1) * stride + effective kernel - in`` clamped at 0 (as ONNX's shape inference
+      does) and split with the odd pixel at the end (UPPER) or the beginning (LOWER)."""
     rank = len(inp)
     if any(k < 1 for k in kernel):
         raise ctx.error(f"kernel shape {list(kernel)} must be positive")
@@ -77,9 +87,21 @@ def window_geometry(ctx, inp, kernel, ceil_mode: bool = False, pool: bool = Fals
     if auto_pad not in AUTO_PADS:
         raise ctx.error(f"auto_pad must be one of {', '.join(AUTO_PADS)}, got {auto_pad!r}")
     eff = [(k - 1) * d + 1 for k, d in zip(kernel, dilations)]
-    if auto_pad == "NOTSET":
-        pads = int_list(ctx, "pads", 2 * rank, 0, 0)
-        begin, end = pads[:rank], pads[rank:]
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        out = [-(-inp[d] // strides[d]) for d in range(rank)]
+        total = [max(0, (out[d] - 1) * strides[d] + eff[d] - inp[d]) for d in range(rank)]
+        small = tuple(t // 2 for t in total)
+        large = tuple(t - t // 2 for t in total)
+        begin, end = (small, large) if auto_pad == "SAME_UPPER" else (large, small)
+    else:
+        if auto_pad == "VALID":
+            if any(inp[d] < eff[d] for d in range(rank)):
+                raise ctx.error(f"auto_pad=VALID: the window {eff} is larger than the input "
+                                f"{list(inp)}")
+            begin = end = (0,) * rank
+        else:
+            pads = int_list(ctx, "pads", 2 * rank, 0, 0)
+            begin, end = pads[:rank], pads[rank:]
         out = []
         for d in range(rank):
             span = inp[d] + begin[d] + end[d] - eff[d]
@@ -92,18 +114,6 @@ def window_geometry(ctx, inp, kernel, ceil_mode: bool = False, pool: bool = Fals
                 if (size - 1) * strides[d] >= inp[d] + begin[d]:
                     size -= 1  # the last window would start in the end padding
             out.append(size)
-    elif auto_pad == "VALID":
-        begin = end = (0,) * rank
-        out = [(inp[d] - eff[d]) // strides[d] + 1 for d in range(rank)]
-        if any(inp[d] < eff[d] for d in range(rank)):
-            raise ctx.error(f"auto_pad=VALID: the window {eff} is larger than the input "
-                            f"{list(inp)}")
-    else:
-        out = [-(-inp[d] // strides[d]) for d in range(rank)]
-        total = [max(0, (out[d] - 1) * strides[d] + eff[d] - inp[d]) for d in range(rank)]
-        small = tuple(t // 2 for t in total)
-        large = tuple(t - t // 2 for t in total)
-        begin, end = (small, large) if auto_pad == "SAME_UPPER" else (large, small)
     if not pool and ctx.attrs.get("pads") and auto_pad != "NOTSET" and \
             any(int(p) for p in ctx.attrs["pads"]):
         raise ctx.error(f"pads {ctx.attrs['pads']} cannot be combined with auto_pad={auto_pad}")

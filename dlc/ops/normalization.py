@@ -1,4 +1,4 @@
-"""Normalization: BatchNormalization (inference), InstanceNormalization,
+"""Normalization: BatchNormalization (inference and training), InstanceNormalization,
 LayerNormalization, GroupNormalization, RMSNormalization, LRN, LpNormalization,
 MeanVarianceNormalization.
 
@@ -17,7 +17,6 @@ import math
 import numpy as np
 
 from dlc import dtypes, te
-from dlc.errors import UnsupportedOpError
 from dlc.ops.common import (
     accumulation_dtype,
     broadcast_read,
@@ -102,11 +101,32 @@ def check_channel_param(ctx, index: int, channels: int, what: str) -> None:
 
 
 # -- BatchNormalization -----------------------------------------------------------------
+def batchnorm(sqrt, x, mean, var, scale, bias, epsilon: float):
+    """BatchNormalization's formula, for NumPy arrays (``sqrt=np.sqrt``) and tensor
+    expressions (``sqrt=te.sqrt``) alike."""
+    return (x - mean) / sqrt(var + epsilon) * scale + bias
+
+
+def running(old, current, momentum: float):
+    """A running statistic after one training step (NumPy arrays or expressions)."""
+    return old * momentum + current * (1 - momentum)
+
+
 @register
 class BatchNormalization(OpDef):
-    """Inference: ``(x - mean) / sqrt(var + epsilon) * scale + B`` per channel (dim 1;
-    rank-1 inputs have one channel). The per-channel inputs may also have the shape
-    ``X.shape[1:]`` (per activation, the pre-opset-9 ``spatial=0`` form)."""
+    """``(x - mean) / sqrt(var + epsilon) * scale + B`` per channel (dim 1; rank-1 inputs
+    have one channel).
+
+    Inference (``training_mode=0``): mean and var are the inputs ``input_mean`` and
+    ``input_var``; the per-channel inputs may also have the shape ``X.shape[1:]`` (per
+    activation, the pre-opset-9 ``spatial=0`` form).
+
+    Training (``training_mode=1``): mean and var are the batch statistics, over every
+    axis but 1, var the population variance (divided by N, not N - 1), computed like
+    the other normalizations' statistics (``moments``). Outputs 1 and 2 are
+    ``running_mean = input_mean * momentum + mean * (1 - momentum)`` and ``running_var``
+    likewise, in the dtypes of ``input_mean`` and ``input_var``. The node reduces, so it
+    is not fused as an injective op."""
 
     name = "BatchNormalization"
     pattern = INJECTIVE
@@ -114,27 +134,49 @@ class BatchNormalization(OpDef):
     num_inputs = (5, 5)
     num_outputs = (1, 3)
 
+    def node_pattern(self, attrs):
+        return OPAQUE if attrs.get("training_mode", 0) else self.pattern
+
     def infer(self, ctx):
-        if ctx.attrs["training_mode"]:
-            raise UnsupportedOpError(f"BatchNormalization node {ctx.name!r}: training_mode=1 "
-                                     "is not supported (dlc compiles inference graphs)")
         x = ctx.type(0)
-        check_dtype(ctx, 0, FLOATS)
-        channel_shape = (x.shape[1],) if x.ndim >= 2 else (1,)
-        for k in range(1, 5):
+        for k in range(5):
             check_dtype(ctx, k, FLOATS)
+        channels = x.shape[1] if x.ndim >= 2 else 1
+        if not ctx.attrs["training_mode"]:
+            for k in range(1, 5):
+                shape = ctx.type(k).shape
+                if shape != (channels,) and not (x.ndim >= 2 and shape == x.shape[1:]):
+                    raise ctx.error(f"input {k} must have shape [{channels}] (one value "
+                                    f"per channel), got {list(shape)}")
+            return [x]
+        if x.ndim < 1:
+            raise ctx.error("training_mode=1 needs an input of rank 1 or more (N x C x "
+                            f"D1 ...), got {x}")
+        for k in range(1, 5):
             shape = ctx.type(k).shape
-            if shape != channel_shape and not (x.ndim >= 2 and shape == x.shape[1:]):
-                raise ctx.error(f"input {k} must have shape {list(channel_shape)} (one value "
-                                f"per channel), got {list(shape)}")
-        return [x]
+            if shape != (channels,):
+                raise ctx.error(f"input {k} must have shape [{channels}] (one value per "
+                                f"channel) in training mode, got {list(shape)}")
+        return [x, out_type((channels,), ctx.type(3).dtype),
+                out_type((channels,), ctx.type(4).dtype)]
+
+    @staticmethod
+    def statistic_axes(rank: int) -> tuple:
+        """The axes batch statistics are computed over: all but the channel axis 1."""
+        return tuple(d for d in range(rank) if d != 1)
 
     def reference(self, ctx, x, scale, bias, mean, var):
-        dt = np_compute_dtype(x.dtype, scale.dtype, mean.dtype)
-        params = [self._np_param(p.astype(dt), x.ndim) for p in (scale, bias, mean, var)]
-        s, b, m, v = params
-        y = (x.astype(dt) - m) / np.sqrt(v + dt(ctx.attrs["epsilon"])) * s + b
-        return [y.astype(x.dtype)]
+        dt = np_compute_dtype(x.dtype, scale.dtype, bias.dtype, mean.dtype, var.dtype)
+        eps = ctx.attrs["epsilon"]
+        s, b, m, v = (self._np_param(p.astype(dt), x.ndim) for p in (scale, bias, mean, var))
+        if not ctx.attrs["training_mode"]:
+            return [batchnorm(np.sqrt, x.astype(dt), m, v, s, b, eps).astype(x.dtype)]
+        batch_mean, batch_var = np_moments(x.astype(dt), self.statistic_axes(x.ndim))
+        y = batchnorm(np.sqrt, x.astype(dt), batch_mean, batch_var, s, b, eps)
+        momentum = ctx.attrs["momentum"]
+        return [y.astype(x.dtype),
+                running(mean.astype(dt), batch_mean.reshape(-1), momentum).astype(mean.dtype),
+                running(var.astype(dt), batch_var.reshape(-1), momentum).astype(var.dtype)]
 
     @staticmethod
     def _np_param(p, rank):
@@ -144,18 +186,42 @@ class BatchNormalization(OpDef):
         acc = "float64" if "float64" in {t.dtype for t in ctx.in_types} else \
             accumulation_dtype(x.dtype)
         eps = ctx.attrs["epsilon"]
+        name = ctx.name or self.name
 
         def param(p, i):
             if x.ndim < 2:
                 return te.cast(p[0], acc)
             return te.cast(p[i[1:1 + p.ndim]], acc)
 
-        def fcompute(*i):
-            v = te.cast(x[i], acc)
-            y = (v - param(mean, i)) / te.sqrt(param(var, i) + eps) * param(scale, i)
-            return te.cast(y + param(bias, i), x.dtype)
+        if not ctx.attrs["training_mode"]:
+            def fcompute(*i):
+                y = batchnorm(te.sqrt, te.cast(x[i], acc), param(mean, i), param(var, i),
+                              param(scale, i), param(bias, i), eps)
+                return te.cast(y, x.dtype)
 
-        return [te.compute(x.shape, fcompute, name=ctx.name or self.name)]
+            return [te.compute(x.shape, fcompute, name=name)]
+
+        axes = list(self.statistic_axes(x.ndim))
+        batch_mean, batch_var = moments(lambda idx: te.cast(x[idx], acc), x.shape, axes,
+                                        acc, name)
+
+        def normalize(*i):
+            k = kept(i, axes)
+            y = batchnorm(te.sqrt, te.cast(x[i], acc), batch_mean[k], batch_var[k],
+                          param(scale, i), param(bias, i), eps)
+            return te.cast(y, x.dtype)
+
+        def update(old, batch, what):
+            def fcompute(c):
+                at = tuple(c if d == 1 else 0 for d in range(x.ndim))
+                return te.cast(running(te.cast(old[c], acc), batch[at],
+                                       ctx.attrs["momentum"]), old.dtype)
+
+            return te.compute(old.shape, fcompute, name=f"{name}_{what}")
+
+        return [te.compute(x.shape, normalize, name=name),
+                update(mean, batch_mean, "running_mean"),
+                update(var, batch_var, "running_var")]
 
 
 # -- InstanceNormalization / GroupNormalization -----------------------------------------

@@ -100,6 +100,12 @@ class OpDef:
                 out[key] = default
         return out
 
+    def node_pattern(self, attrs: dict) -> str:
+        """The fusion pattern of one node with attributes ``attrs`` (as written on the
+        node, defaults not filled in): ``pattern``, unless an attribute changes what the
+        node computes (BatchNormalization in training mode reduces)."""
+        return self.pattern
+
     def infer(self, ctx: OpContext) -> list:
         """Output TensorTypes."""
         raise NotImplementedError(f"{self.name}.infer")

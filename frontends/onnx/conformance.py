@@ -128,9 +128,10 @@ MAP_OPS = {"CastMap", "DictVectorizer", "ZipMap"}
 def scope_reason(case: Case) -> str | None:
     """Why a case is outside the inference scope, or None if it is in scope.
 
-    Out of scope are exactly: training (the training domain, and BatchNormalization or
-    Dropout in training mode), sequence, map and optional values, string tensors, and
-    random ops (RandomNormal, Bernoulli, ...: their values are not specified)."""
+    Out of scope are exactly: training (the training domain's ops, and Dropout in
+    training mode with a ratio that is not 0, which is random), sequence, map and optional
+    values, string tensors, and random ops (RandomNormal, Bernoulli, ...: their values are
+    not specified). BatchNormalization in training mode is deterministic and in scope."""
     model = case.load()
     opsets = {("" if o.domain in ("", "ai.onnx") else o.domain): o.version
               for o in model.opset_import}
@@ -184,24 +185,27 @@ def _node_reason(node, opset, graph) -> str | None:
 
 
 def _training_mode(node, attrs: dict, opset: int, graph) -> bool:
-    """BatchNormalization or Dropout run in training mode."""
-    def flag(name, default):
-        return attrs[name].i if name in attrs else default
+    """Dropout that may drop elements at random: in training mode (is_test=0 before opset
+    7; from opset 12, a training_mode input that is not a constant false) with a ratio
+    that is not a constant 0 (default 0.5). A ratio or training_mode given at run time
+    counts as random. BatchNormalization in training mode is deterministic: never."""
+    if node.op_type != "Dropout":
+        return False
+    if opset < 7:
+        is_test = attrs["is_test"].i if "is_test" in attrs else 0
+        return not is_test and (attrs["ratio"].f if "ratio" in attrs else 0.5) != 0
+    if opset < 12:
+        return False  # inference only
 
-    if node.op_type == "BatchNormalization":
-        if opset < 7:
-            return not flag("is_test", 0)
-        if opset < 14:
-            return any(node.output[1:])  # the running statistics are asked for
-        return bool(flag("training_mode", 0))
-    if node.op_type == "Dropout":
-        if opset < 7:
-            return not flag("is_test", 0)
-        if opset < 12 or len(node.input) < 3 or not node.input[2]:
-            return False
-        constant = _constant_value(graph, node.input[2])
-        return constant is None or bool(constant.any())
-    return False
+    def value(index, default):  # None when given at run time
+        if len(node.input) <= index or not node.input[index]:
+            return np.asarray(default)
+        return _constant_value(graph, node.input[index])
+
+    training, ratio = value(2, False), value(1, 0.5)
+    if training is not None and not training.any():
+        return False
+    return ratio is None or bool(ratio.any())
 
 
 def _constant_value(graph, name: str):

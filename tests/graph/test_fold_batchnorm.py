@@ -161,3 +161,16 @@ def test_per_activation_parameters_and_rank_one_inputs():
 def test_float64():
     graph = conv_bn(dtype="float64")
     folded(graph, ["Conv"], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("outputs", [1, 3])
+def test_training_mode_does_not_fold(outputs):
+    # the statistics depend on the data: neither into the Conv nor as Mul + Add
+    g = GraphBuilder("g")
+    x = g.input("x", (2, 3, 5, 5))
+    c = g.op("Conv", x, g.constant(rand((4, 3, 3, 3), seed=1), "w"), name="c")
+    out = g.op("BatchNormalization", c, *bn_params(g, 4), training_mode=1, name="y")
+    g.output(*out[:outputs])
+    graph = g.build()
+    assert fold_batchnorm(graph) is graph
+    assert_compiled_same(graph, rtol=1e-4, atol=1e-5)

@@ -95,6 +95,24 @@ def test_softmax_and_layer_normalization_are_one_kernel_each():
         [["Softmax"], ["LayerNormalization"]] or len(out.nodes) < 2
 
 
+def test_batch_normalization_joins_chains_only_in_inference():
+    def graph(training):
+        g = GraphBuilder("g")
+        x = g.input("x", (2, 3, 4))
+        params = [g.constant(rand((3,), seed=k, low=0.5, high=2.0)) for k in range(4)]
+        out = g.op("BatchNormalization", g.op("Exp", x), *params, training_mode=training)
+        g.output(g.op("Relu", out[0] if training else out))
+        return g.build()
+
+    assert groups(fused(graph(0))) == [["Exp", "BatchNormalization", "Relu"]]
+    # training mode reduces over the batch: a kernel of its own, compiled right
+    training = graph(1)
+    assert groups(fused(training)) == [["Exp"], ["BatchNormalization"], ["Relu"]]
+    feeds = {"x": rand((2, 3, 4), seed=5)}
+    np.testing.assert_allclose(dlc.compile(training).run(feeds)[0],
+                               run_graph(training, feeds)[0], rtol=1e-5, atol=1e-5)
+
+
 def test_an_anchor_result_read_elsewhere_stays_out_of_the_epilogue():
     g = GraphBuilder("g")
     x = g.input("x", (3, 8))

@@ -49,6 +49,8 @@ def _scope_models():
     y = helper.make_tensor_value_info("y", T.FLOAT, [2])
     t = helper.make_tensor_value_info("t", T.BOOL, [])
     off = helper.make_tensor("t", T.BOOL, [], [False])
+    on = helper.make_tensor("t", T.BOOL, [], [True])
+    zero = helper.make_tensor("r", T.FLOAT, [], [0.0])
     bn = [helper.make_tensor_value_info(n, T.FLOAT, [1]) for n in "sbmv"]
     seq = helper.make_tensor_sequence_value_info("q", T.FLOAT, None)
     loop_body = helper.make_graph([helper.make_node("Identity", ["q"], ["q2"])], "body",
@@ -59,10 +61,23 @@ def _scope_models():
         (_case([node("Dropout", ["x", "", "t"], ["y"])], [x, t], [y]), "training mode"),
         (_case([node("Dropout", ["x", "", "t"], ["y"])], [x], [y], initializers=[off]),
          None),
+        (_case([node("Dropout", ["x", "", "t"], ["y"])], [x], [y], initializers=[on]),
+         "training mode"),                                 # the default ratio 0.5
+        (_case([node("Dropout", ["x", "r", "t"], ["y"])], [x], [y],
+               initializers=[on, zero]), None),            # ratio 0: deterministic
+        (_case([node("Dropout", ["x", "r", "t"], ["y"])],
+               [x, helper.make_tensor_value_info("r", T.FLOAT, [])], [y],
+               initializers=[on]), "training mode"),      # ratio given at run time
         (_case([node("Dropout", ["x"], ["y"], is_test=0)], [x], [y], opset=6),
          "training mode"),
+        (_case([node("Dropout", ["x"], ["y"], is_test=0, ratio=0.0)], [x], [y], opset=6),
+         None),
         (_case([node("BatchNormalization", ["x", *"sbmv"], ["y", "m2", "v2"])], [x, *bn],
-               [y], opset=9), "training mode"),
+               [y], opset=9), None),                       # training: deterministic
+        (_case([node("BatchNormalization", ["x", *"sbmv"], ["y", "m2", "v2"],
+                     training_mode=1)], [x, *bn], [y], opset=15), None),
+        (_case([node("BatchNormalization", ["x", *"sbmv"], ["y"], is_test=0)], [x, *bn],
+               [y], opset=6), None),
         (_case([node("BatchNormalization", ["x", *"sbmv"], ["y"])], [x, *bn], [y], opset=9),
          None),
         (_case([node("Cast", ["x"], ["s"], to=T.STRING), node("Cast", ["s"], ["y"], to=1)],
@@ -74,7 +89,7 @@ def _scope_models():
     ]
 
 
-@pytest.mark.parametrize("k", range(9))
+@pytest.mark.parametrize("k", range(15))
 def test_scope_reason(k):
     case, reason = _scope_models()[k]
     assert conformance.scope_reason(case) == reason

@@ -103,9 +103,10 @@ def test_dropout_training_mode_inputs():
         dlc.compile(_dropout_model(22, inputs=("x", "r", "t"), extra=(half, on)))
 
 
-def test_dropout_v6_needs_test_mode():
-    y, = dlc.compile(_dropout_model(6, outputs=("y",), is_test=1)).run(_X)
-    np.testing.assert_array_equal(y, _X)
+def test_dropout_v6_needs_test_mode_or_ratio_0():
+    for attrs in ({"is_test": 1}, {"is_test": 0, "ratio": 0.0}):
+        y, = dlc.compile(_dropout_model(6, outputs=("y",), **attrs)).run(_X)
+        np.testing.assert_array_equal(y, _X)
     with pytest.raises(dlc.UnsupportedOpError, match="is_test=0"):
         dlc.compile(_dropout_model(6, outputs=("y",)))
 

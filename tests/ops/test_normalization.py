@@ -7,6 +7,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import dlc
+from dlc.graph import run_graph
 from dlc.graph.builder import GraphBuilder
 
 
@@ -98,18 +99,135 @@ def test_batchnorm_onnx_versions():
         np.testing.assert_allclose(dlc.compile(model).run(x)[0], want, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("opset,attrs,outputs", [
-    (6, {}, ["y"]),                          # is_test defaults to 0: training
-    (9, {}, ["y", "rm", "rv", "sm", "sv"]),  # training outputs requested
-    (15, {"training_mode": 1}, ["y", "rm", "rv"]),
+# Training mode: batch statistics over every axis but 1 (population variance), running
+# statistics ``old * momentum + batch * (1 - momentum)``.
+def test_batchnorm_training_hand_checked():
+    # channel 0 sees 1 and 3: mean 2, variance 1; channel 1 sees 2 and 6: mean 4, var 4
+    x = np.array([[1, 2], [3, 6]], np.float32)
+    scale, bias = np.array([1, 0.5], np.float32), np.array([0, 1], np.float32)
+    mean, var = np.array([0, 10], np.float32), np.array([1, 2], np.float32)
+    g = GraphBuilder("t")
+    syms = [g.input(n, a.shape, a.dtype) for n, a in zip("xsbmv", (x, scale, bias, mean, var))]
+    g.output(*g.op("BatchNormalization", *syms, training_mode=1, momentum=0.5, epsilon=0.0))
+    graph = g.build()
+    want = [[[-1, 0.5], [1, 1.5]], [1, 7], [1, 3]]
+    feeds = dict(zip("xsbmv", (x, scale, bias, mean, var)))
+    for got in (dlc.compile(graph).run(feeds), run_graph(graph, feeds)):
+        for k in range(3):
+            np.testing.assert_allclose(got[k], want[k], rtol=1e-6)
+            assert got[k].dtype == np.float32
+
+
+def test_batchnorm_training_uses_the_population_variance():
+    # 1, 3, 5, 7: mean 4, population variance 5 (the sample variance would be 20 / 3);
+    # epsilon 4 makes the divisor sqrt(9) = 3
+    x = np.array([[[1, 3, 5, 7]]], np.float32)
+    one, zero = np.ones(1, np.float32), np.zeros(1, np.float32)
+    y, rm, rv = run("BatchNormalization", x, one, zero, zero, one, training_mode=1,
+                    epsilon=4.0)
+    np.testing.assert_allclose(y, [[[-1, -1 / 3, 1 / 3, 1]]], rtol=1e-6)
+    np.testing.assert_allclose(rm, [0.4], rtol=1e-6)       # 0 * 0.9 + 4 * 0.1
+    np.testing.assert_allclose(rv, [0.9 + 0.5], rtol=1e-6)  # 1 * 0.9 + 5 * 0.1
+
+
+def bn_training_model(shape, x_elem, p_elem, s_elem, opset=15, outputs=("y", "rm", "rv"),
+                      **attrs):
+    """A one-node training BatchNormalization model and random inputs (``*_elem``: the
+    NumPy dtypes of X, of scale and B, of the running statistics)."""
+    channels = shape[1] if len(shape) > 1 else 1
+    feeds = {"x": rand(shape, x_elem, seed=1, low=-3, high=5),
+             "s": rand(channels, p_elem, seed=2), "b": rand(channels, p_elem, seed=3),
+             "m": rand(channels, s_elem, seed=4), "v": rand(channels, s_elem, seed=5, low=0.5)}
+    node = helper.make_node("BatchNormalization", list(feeds), list(outputs), **attrs)
+    ins = [vi(n, list(a.shape), helper.np_dtype_to_tensor_dtype(a.dtype))
+           for n, a in feeds.items()]
+    model = onnx_model([node], ins, [helper.make_empty_tensor_value_info(o) for o in outputs
+                                     if o], opset)
+    model.ir_version = 8
+    return model, feeds
+
+
+@pytest.mark.parametrize("shape,dtypes,tol", [
+    ((2, 3, 4, 5), ("float32",) * 3, 1e-5),
+    ((6, 4), ("float32",) * 3, 1e-5),           # rank 2
+    ((3, 2, 7), ("float32",) * 3, 1e-5),        # rank 3
+    ((2, 3, 2, 3, 2), ("float32",) * 3, 1e-5),  # rank 5
+    ((5, 1, 3), ("float32",) * 3, 1e-5),        # one channel
+    ((1, 3, 4, 4), ("float32",) * 3, 1e-5),     # batch of one
+    ((9,), ("float32",) * 3, 1e-5),             # rank 1: one channel
+    ((2, 3, 5), ("float64",) * 3, 1e-12),
+    ((2, 3, 5), ("float16",) * 3, 2e-3),
+    ((2, 3, 5), ("float16", "float16", "float32"), 2e-3),
 ])
-def test_batchnorm_training_is_unsupported(opset, attrs, outputs):
-    node = helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], outputs,
-                            **attrs)
-    model = onnx_model([node], [vi(n, [2, 3] if n == "x" else [3]) for n in "xsbmv"],
-                       [vi(o, None) for o in outputs], opset)
-    with pytest.raises(dlc.UnsupportedOpError, match="training"):
+def test_batchnorm_training_against_onnxruntime(shape, dtypes, tol):
+    import onnxruntime
+
+    model, feeds = bn_training_model(shape, *dtypes, training_mode=1, momentum=0.7,
+                                     epsilon=1e-3)
+    got = dlc.compile(model).run(*feeds.values())
+    session = onnxruntime.InferenceSession(model.SerializeToString(),
+                                           providers=["CPUExecutionProvider"])
+    want = session.run(None, feeds)
+    assert [a.dtype for a in got] == [a.dtype for a in want] == \
+        [np.dtype(dtypes[0]), np.dtype(dtypes[2]), np.dtype(dtypes[2])]
+    for g, w in zip(got, want):
+        assert g.shape == w.shape
+        np.testing.assert_allclose(g.astype(np.float64), w.astype(np.float64), rtol=tol,
+                                   atol=tol)
+
+
+def np_bn_training(x, s, b, m, v, momentum=0.9, eps=1e-5):
+    axes = tuple(d for d in range(x.ndim) if d != 1)
+    x = x.astype(np.float64)
+    mean, var = x.mean(axis=axes), x.var(axis=axes)
+    y = np_batchnorm(x, s, b, mean, var, eps)
+    return [y, m * momentum + mean * (1 - momentum), v * momentum + var * (1 - momentum)]
+
+
+@pytest.mark.parametrize("opset,attrs,outputs", [
+    (6, {}, ["y", "rm", "rv"]),                 # is_test defaults to 0: training
+    (6, {"is_test": 0}, ["y"]),
+    (7, {}, ["y", "rm", "rv"]),                 # more outputs than Y: training
+    (9, {}, ["y", "", "rv"]),
+    (13, {}, ["y", "rm"]),
+    (14, {"training_mode": 1}, ["y", "rm", "rv"]),
+    (15, {"training_mode": 1}, ["y"]),
+])
+def test_batchnorm_training_onnx_versions(opset, attrs, outputs):
+    model, feeds = bn_training_model((2, 3, 4), "float32", "float32", "float32", opset,
+                                     outputs, **attrs)
+    got = dlc.compile(model).run(*feeds.values())
+    want = np_bn_training(*feeds.values())
+    want = [w for w, o in zip(want, ["y", "rm", "rv"]) if o in outputs]
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("opset,attrs,outputs,error,match", [
+    (9, {}, ["y", "rm", "rv", "sm"], dlc.UnsupportedOpError, "saved_mean and saved_var"),
+    (6, {}, ["y", "", "", "", "sv"], dlc.UnsupportedOpError, "saved_mean and saved_var"),
+    (7, {"spatial": 0}, ["y", "rm", "rv"], dlc.UnsupportedOpError, "spatial=0"),
+    (15, {}, ["y", "rm", "rv"], dlc.ModelError, "output 1 in inference mode"),
+    (6, {"is_test": 1}, ["y", "", "rv"], dlc.ModelError, "output 2 in inference mode"),
+])
+def test_batchnorm_training_onnx_must_fail(opset, attrs, outputs, error, match):
+    model, _ = bn_training_model((2, 3, 4), "float32", "float32", "float32", opset,
+                                 outputs, **attrs)
+    with pytest.raises(error, match=match):
         dlc.compile(model)
+
+
+def test_batchnorm_training_must_fail():
+    x = rand((2, 3, 4))
+    with pytest.raises(dlc.ModelError, match=r"shape \[3\] \(one value per channel\) in "
+                                             "training mode"):
+        run("BatchNormalization", x, *bn_params((3, 4)), training_mode=1)
+    with pytest.raises(dlc.ModelError, match="rank 1 or more"):
+        run("BatchNormalization", rand(()), *bn_params(1), training_mode=1)
+    with pytest.raises(dlc.ModelError, match="dtype int32"):
+        run("BatchNormalization", x, *bn_params(3)[:3], np.ones(3, np.int32),
+            training_mode=1)
 
 
 def test_batchnorm_errors():

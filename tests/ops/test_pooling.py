@@ -139,19 +139,79 @@ def test_max_pool_ties_nan_storage_order_and_int8():
     np.testing.assert_array_equal(y[0, 0], [[-128, 7], [3, 7]])
 
 
+@pytest.mark.parametrize("ceil_mode", [0, 1])
 @pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER", "VALID"])
 @pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
-def test_pool_auto_pad(op, auto_pad):
-    x = rand((1, 1, 7, 6), seed=4)
-    y = run(op, [x], kernel_shape=[3, 2], strides=[2, 2], auto_pad=auto_pad)[0]
+def test_pool_auto_pad(op, auto_pad, ceil_mode):
+    # auto_pad is explicit pads (0 for VALID); ceil_mode then applies as with pads (VALID:
+    # 8 - 3 and 7 - 2 are odd, so it adds a row and a column of windows)
+    x = rand((1, 1, 8, 7), seed=4)
+    y = run(op, [x], kernel_shape=[3, 2], strides=[2, 2], auto_pad=auto_pad,
+            ceil_mode=ceil_mode)[0]
     if auto_pad == "VALID":
         pads = [0, 0, 0, 0]
     else:
-        total = [max(0, (-(-s // 2) - 1) * 2 + k - s) for s, k in ((7, 3), (6, 2))]
+        total = [max(0, (-(-s // 2) - 1) * 2 + k - s) for s, k in ((8, 3), (7, 2))]
         small, large = [t // 2 for t in total], [t - t // 2 for t in total]
         pads = small + large if auto_pad == "SAME_UPPER" else large + small
-    want, _ = naive_pool("max" if op == "MaxPool" else "avg", x, [3, 2], [2, 2], pads)
+    want, _ = naive_pool("max" if op == "MaxPool" else "avg", x, [3, 2], [2, 2], pads,
+                         ceil_mode=ceil_mode)
+    assert y.shape == want.shape
     np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
+
+
+# auto_pad with ceil_mode, 1-D windows over x = 1, 2, ..., L: (L, attributes,
+# count_include_pad, expected AveragePool output), values worked out by hand. VALID is
+# explicit pads of 0, as in ONNX's shape inference and onnxruntime: ceil_mode adds a last
+# window overhanging the end of the input (the spec text's VALID formula, ceil((L - k + 1)
+# / s), equals the floor size and would drop it). SAME_* output ceil(L / s) windows with or
+# without ceil_mode. count_include_pad=1 counts SAME padding, never an overhang.
+K2S2 = {"kernel_shape": [2], "strides": [2]}
+AUTO_PAD_CEIL = [
+    (5, {**K2S2, "auto_pad": "VALID"}, 0, [1.5, 3.5]),
+    (5, {**K2S2, "auto_pad": "VALID", "ceil_mode": 1}, 0, [1.5, 3.5, 5]),  # [5] overhangs
+    (5, {**K2S2, "auto_pad": "VALID", "ceil_mode": 1}, 1, [1.5, 3.5, 5]),  # not counted
+    # a third window would start at 6, past the input: dropped
+    (5, {"kernel_shape": [1], "strides": [3], "auto_pad": "VALID", "ceil_mode": 1}, 0,
+     [1, 4]),
+    (6, {**K2S2, "dilations": [2], "auto_pad": "VALID", "ceil_mode": 1}, 0, [2, 4, 5]),
+    # SAME_UPPER: total padding (3 - 1) * 2 + 2 - 5 = 1, at the end: [1 2] [3 4] [5 pad]
+    (5, {**K2S2, "auto_pad": "SAME_UPPER"}, 0, [1.5, 3.5, 5]),
+    (5, {**K2S2, "auto_pad": "SAME_UPPER", "ceil_mode": 1}, 0, [1.5, 3.5, 5]),
+    (5, {**K2S2, "auto_pad": "SAME_UPPER", "ceil_mode": 1}, 1, [1.5, 3.5, 2.5]),
+    # SAME_LOWER: the padding first: [pad 1] [2 3] [4 5]
+    (5, {**K2S2, "auto_pad": "SAME_LOWER", "ceil_mode": 1}, 0, [1, 2.5, 4.5]),
+    (5, {**K2S2, "auto_pad": "SAME_LOWER", "ceil_mode": 1}, 1, [0.5, 2.5, 4.5]),
+    # kernel 3, L 6: total padding 1: [1 2 3] [3 4 5] [5 6 pad]
+    (6, {"kernel_shape": [3], "strides": [2], "auto_pad": "SAME_UPPER", "ceil_mode": 1}, 1,
+     [2, 4, 11 / 3]),
+    # explicit pads with ceil_mode: [pad 1 2] [2 3 4] [4 5 6] [6 pad | overhang]
+    (6, {"kernel_shape": [3], "strides": [2], "pads": [1, 1], "ceil_mode": 1}, 0,
+     [1.5, 3, 5, 6]),
+    (6, {"kernel_shape": [3], "strides": [2], "pads": [1, 1], "ceil_mode": 1}, 1,
+     [1, 3, 5, 3]),
+]
+
+
+@pytest.mark.parametrize("length,attrs,include,want", AUTO_PAD_CEIL)
+def test_average_pool_auto_pad_and_ceil_mode_by_hand(length, attrs, include, want):
+    x = np.arange(1, length + 1, dtype=np.float32).reshape(1, 1, length)
+    (y,) = run("AveragePool", [x], count_include_pad=include, **attrs)
+    np.testing.assert_allclose(y[0, 0], want, rtol=1e-6)
+
+
+def test_pool_valid_ceil_mode_2d_by_hand():
+    # 3 x 3, 2 x 2 windows, strides 2: the second row and column of windows overhang
+    x = np.arange(1, 10, dtype=np.float32).reshape(1, 1, 3, 3)
+    attrs = {"kernel_shape": [2, 2], "strides": [2, 2], "auto_pad": "VALID", "ceil_mode": 1}
+    for include in (0, 1):
+        (y,) = run("AveragePool", [x], count_include_pad=include, **attrs)
+        np.testing.assert_allclose(y[0, 0], [[3, 4.5], [7.5, 9]], rtol=1e-6)
+    y, i = run("MaxPool", [x], outputs=2, **attrs)
+    np.testing.assert_array_equal(y[0, 0], [[5, 6], [8, 9]])
+    np.testing.assert_array_equal(i[0, 0], [[4, 5], [7, 8]])
+    y, i = run("MaxPool", [x], outputs=2, **{**attrs, "ceil_mode": 0})
+    np.testing.assert_array_equal(y[0, 0], [[5]])
 
 
 @pytest.mark.parametrize("dtype,tol", [("float16", 2e-3), ("float64", 1e-12)])
@@ -194,6 +254,7 @@ def test_lp_pool_opset_1_float_p():
     ("MaxPool", {"kernel_shape": [2, 2], "storage_order": 2}, "storage_order"),
     ("AveragePool", {"kernel_shape": [2, 2], "ceil_mode": 3}, "ceil_mode"),
     ("AveragePool", {"kernel_shape": [9, 2]}, "larger"),
+    ("MaxPool", {"kernel_shape": [5, 2], "auto_pad": "VALID", "ceil_mode": 1}, "VALID"),
     ("LpPool", {"kernel_shape": [2, 2], "p": 0}, "p must"),
     ("AveragePool", {}, "required"),
     ("MaxPool", {"kernel_shape": [2, 2], "pads": [1, 1]}, "pads"),

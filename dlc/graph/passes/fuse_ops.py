@@ -60,7 +60,7 @@ def _pattern(node: Node) -> str:
     op = registry.get(node.op)
     if op.host or any(hasattr(v, "nodes") for v in node.attrs.values()):
         return OPAQUE
-    return op.pattern
+    return op.node_pattern(node.attrs)
 
 
 def fuse_ops(graph: Graph) -> Graph:

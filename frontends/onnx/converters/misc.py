@@ -4,7 +4,7 @@ ImageDecoder (opset 20; the formats it decodes are listed in dlc/ops/codec.py).
 Dropout history: 1-6 select test mode with ``is_test`` (default 0, training); 7-11 are
 identities at inference with a ``ratio`` attribute (the mask has X's type before 10, bool
 from 10); 12 moves ``ratio`` and ``training_mode`` to inputs (today's op). Training-mode
-dropout is random and not supported.
+dropout is random and not supported, unless its ratio is 0 (nothing is dropped).
 """
 
 from dlc.errors import UnsupportedOpError
@@ -29,10 +29,12 @@ def _dropout_inference(cx, node, mask_like_input: bool) -> None:
 @converter("Dropout", since=1)
 def dropout_v1(cx, node):
     attrs = cx.attributes(node)
-    if not attrs.get("is_test", 0):
+    ratio = attrs.get("ratio", 0.5)
+    if not attrs.get("is_test", 0) and ratio != 0:
         raise UnsupportedOpError(f"Dropout node {node.name!r} (opset {cx.opset}) is in "
-                                 "training mode (is_test=0), which draws random numbers; "
-                                 "dlc compiles inference only (set is_test=1)")
+                                 f"training mode (is_test=0) with ratio {ratio}, which draws "
+                                 "random numbers; dlc compiles inference only (set is_test=1, "
+                                 "or ratio 0)")
     _dropout_inference(cx, node, mask_like_input=True)
 
 

@@ -153,31 +153,49 @@ for _op in ("Softmax", "LogSoftmax", "Hardmax"):
     _passthrough(_op, since=13)
 
 
-# BatchNormalization: inference only. Opsets 1-6 select the mode with is_test; opsets
-# 7-13 by the number of outputs (Y alone is test mode); opset 14+ by training_mode. Before
-# opset 9, spatial=0 gives per-activation statistics of shape (C, D1, ...), which the dlc
-# op accepts as is.
-def _batchnorm_inference(cx, node, attrs: dict, training: bool) -> None:
-    if training or any(node.output[1:]):
-        raise _UnsupportedOpError(f"BatchNormalization node {node.name!r} is in training "
-                                  "mode (is_test=0 or training outputs requested); only "
-                                  "inference is supported")
-    cx.emit("BatchNormalization", node.input, node.output[:1],
-            {"epsilon": attrs["epsilon"], "momentum": attrs["momentum"]})
+# BatchNormalization. Training mode (normalize with the batch statistics, output the
+# running mean and variance) is selected by is_test=0 in opsets 1-6, by asking for more
+# outputs than Y in opsets 7-13 and by training_mode in opset 14+ (where extra outputs are
+# invalid without it). The running statistics are computed as opset 14 defines them (the
+# population variance) in every opset, as onnxruntime does. No opset defines the outputs
+# saved_mean and saved_var of opsets 1-13 (onnxruntime gives the batch mean and
+# 1 / sqrt(var + epsilon)), so they are refused. Before opset 9, spatial=0 gives
+# per-activation parameters of shape (C, D1, ...), which the dlc op accepts as is in
+# inference; the opset 6 and 7 texts contradict each other on which statistics spatial=0
+# computes in training, so that is refused too.
+def _batchnorm(cx, node, attrs: dict, training: bool) -> None:
+    where = f"BatchNormalization node {node.name!r} (opset {cx.opset})"
+    extra = [k for k, name in enumerate(node.output) if k and name]
+    if not training and extra:
+        raise _ModelError(f"{where} asks for output {extra[0]} in inference mode; only "
+                          "training mode has outputs besides Y")
+    if any(k >= 3 for k in extra):
+        raise _UnsupportedOpError(f"{where}: the outputs saved_mean and saved_var are not "
+                                  "defined by the ONNX spec and are not supported; drop them "
+                                  "(outputs 1 and 2, the running mean and variance, are)")
+    if training and not attrs.get("spatial", 1):
+        raise _UnsupportedOpError(f"{where}: training with spatial=0 is not supported (the "
+                                  "spec does not define its statistics consistently)")
+    cx.emit("BatchNormalization", node.input, node.output[:3 if training else 1],
+            {"epsilon": attrs["epsilon"], "momentum": attrs["momentum"],
+             "training_mode": int(training)})
 
 
 @_converter("BatchNormalization", since=1)
 def convert_batchnorm_v1(cx, node):
     attrs = cx.attributes(node)
-    _batchnorm_inference(cx, node, attrs, training=not attrs.get("is_test", 0))
+    _batchnorm(cx, node, attrs, training=not attrs.get("is_test", 0))
 
 
 @_converter("BatchNormalization", since=7)
 def convert_batchnorm_v7(cx, node):
-    _batchnorm_inference(cx, node, cx.attributes(node), training=False)
+    _batchnorm(cx, node, cx.attributes(node), training=any(node.output[1:]))
 
 
-_passthrough("BatchNormalization", since=14)
+@_converter("BatchNormalization", since=14)
+def convert_batchnorm_v14(cx, node):
+    attrs = cx.attributes(node)
+    _batchnorm(cx, node, attrs, training=bool(attrs["training_mode"]))
 
 
 @_converter("InstanceNormalization", since=1)
