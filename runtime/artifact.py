@@ -28,7 +28,7 @@ import tempfile
 from dlc.errors import ArtifactError
 
 MAGIC = b"DLCMODEL"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _HEADER = struct.Struct("<8sIIQ32s")
 _ALIGN = 64
 

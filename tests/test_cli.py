@@ -474,7 +474,7 @@ def test_inspect_stages(files):
 def test_inspect_artifact(files):
     code, out, err = run_cli("inspect", files["dlc"])
     assert code == 0, err
-    assert out.startswith("artifact format 1, written by dlc ")
+    assert out.startswith(f"artifact format {artifact.FORMAT_VERSION}, written by dlc ")
     for fragment in ("target: llvm", "input: x: float32[16]", "output: y: float32[16]",
                      "kernels (1):", "section library:", "section weights:"):
         assert fragment in out
