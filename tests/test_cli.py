@@ -15,7 +15,14 @@ import sys
 
 import numpy as np
 import pytest
-from tiny_models import chain_model, chain_reference, small_model
+from tiny_models import (
+    AWKWARD_NAMES,
+    chain_model,
+    chain_reference,
+    constant_value,
+    constants_model,
+    small_model,
+)
 
 import dlc
 from dlc import cli, te
@@ -392,6 +399,23 @@ def test_run_several_outputs(files, tmp_path):
     with np.load(tmp_path / "o.npz") as npz:
         assert sorted(npz.files) == ["k", "x_copy", "y"]
     assert_error(run_cli("run", files["small"], "--output", tmp_path / "o.npy"), ".npz")
+
+
+def test_run_outputs_with_awkward_names(files, tmp_path):
+    """Output names that np.savez takes as its own arguments (file, allow_pickle), paths and
+    unicode are the names of the arrays in the .npz."""
+    model = constants_model(tmp_path / "c.onnx", AWKWARD_NAMES)
+    assert run_cli("compile", model, "-o", tmp_path / "c.dlc")[0] == 0
+    np.save(tmp_path / "x.npy", np.array([-1, 0, 2], np.float32))
+    code, out, err = run_cli("run", tmp_path / "c.dlc", "--input", f"x={tmp_path / 'x.npy'}",
+                             "--output", tmp_path / "out.npz")
+    assert code == 0, err
+    with np.load(tmp_path / "out.npz", allow_pickle=False) as npz:
+        assert npz.files == AWKWARD_NAMES + ["y"]
+        for k, name in enumerate(AWKWARD_NAMES):
+            np.testing.assert_array_equal(npz[name], constant_value(k), err_msg=name)
+            assert npz[name].dtype == constant_value(k).dtype
+        np.testing.assert_array_equal(npz["y"], [0, 0, 2])
 
 
 def test_run_onnx_model_directly(files):
