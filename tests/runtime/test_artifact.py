@@ -199,15 +199,30 @@ def test_older_format_version(saved, tmp_path, no_native_code):
             f"this runtime reads version {FORMAT_VERSION}", "recompile")
 
 
-def test_manifest_version_disagrees_with_header(saved, tmp_path, no_native_code):
+def _with_manifest_text(tmp_path, saved: bytes, old: bytes, new: bytes) -> str:
+    """The artifact with ``old`` replaced by ``new`` in its manifest's text, and the header's
+    length and checksum recomputed."""
     manifest, sections = read_artifact(write(tmp_path, saved))
     header, text, _, *body = artifact.encode_artifact(manifest, sections)
-    text = text.replace(b'"format_version": %d' % FORMAT_VERSION, b'"format_version": 7')
+    assert old in text
+    text = text.replace(old, new, 1)
     header = struct.pack("<8sIIQ32s", b"DLCMODEL", FORMAT_VERSION, 0, len(text),
                          hashlib.sha256(text).digest())
     pad = b"\0" * ((56 + len(text) + 63) // 64 * 64 - 56 - len(text))
-    refused(write(tmp_path, b"".join([header, text, pad, *body])),
-            "inconsistent format version")
+    return write(tmp_path, b"".join([header, text, pad, *body]))
+
+
+def test_manifest_version_disagrees_with_header(saved, tmp_path, no_native_code):
+    path = _with_manifest_text(tmp_path, saved, b'"format_version": %d' % FORMAT_VERSION,
+                               b'"format_version": 7')
+    refused(path, "inconsistent format version")
+
+
+def test_manifest_nested_too_deeply(saved, tmp_path, no_native_code):
+    """Deep enough for json.loads to raise RecursionError."""
+    path = _with_manifest_text(tmp_path, saved, b'"name": ',
+                               b'"name": ' + b"[" * 100_000 + b"]" * 100_000 + b', "x": ')
+    refused(path, "unreadable manifest", "nested too deeply")
 
 
 def test_other_artifact_kind(saved, tmp_path, no_native_code):
