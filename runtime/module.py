@@ -286,6 +286,9 @@ def check_elf(data: bytes, path: str) -> None:
                             f"machine {e_machine})")
     phoff, shoff = struct.unpack_from("<QQ", data, 32)
     phentsize, phnum, shentsize, shnum = struct.unpack_from("<HHHH", data, 54)
+    if phnum and phentsize < 56:  # the size of an Elf64_Phdr
+        raise ArtifactError(f"{path} is not a valid ELF file (program headers of "
+                            f"{phentsize} bytes)")
     ends = [phoff + phentsize * phnum, shoff + shentsize * shnum]
     if ends[0] <= len(data):
         for k in range(phnum):
