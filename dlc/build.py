@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 
-from dlc import __version__
+from dlc import __version__, dtypes
 from dlc.errors import DlcError, TargetError
 from dlc.target import Target
 from dlc.tir import stmt as s
@@ -72,6 +73,29 @@ def _check_symbols(named: list) -> None:
         seen[symbol] = what
 
 
+def entry_needs(calls: list, specs: list) -> dict:
+    """The bytes an entry function touches (see ModuleBuilder.add_entry): past the arena
+    and weights bases, and through each input and output pointer (0 for one it never
+    touches). A runtime must refuse a plan that gives it less."""
+    nbytes = {spec["symbol"]: [math.prod(p["shape"]) * dtypes.itemsize(p["dtype"])
+                               for p in spec["params"]] for spec in specs}
+    ends = {"arena": 0, "weights": 0}
+    pointers: dict = {"input": {}, "output": {}}
+    for symbol, locations in calls:
+        for (kind, where), size in zip(locations, nbytes[symbol]):
+            if kind in pointers:
+                pointers[kind][where] = max(pointers[kind].get(where, 0), size)
+            else:
+                ends[kind] = max(ends[kind], where + size)
+
+    def per_pointer(kind: str) -> list:
+        table = pointers[kind]
+        return [table.get(k, 0) for k in range(max(table, default=-1) + 1)]
+
+    return {"arena_bytes": ends["arena"], "weights_bytes": ends["weights"],
+            "input_bytes": per_pointer("input"), "output_bytes": per_pointer("output")}
+
+
 def build_funcs(funcs: list, target: Target, entries=(), extra_metadata=None):
     """Compile PrimFuncs (and entry functions: (symbol, calls) pairs, see
     ModuleBuilder.add_entry) into one shared library, loaded as a runtime Module."""
@@ -102,6 +126,7 @@ def build_funcs(funcs: list, target: Target, entries=(), extra_metadata=None):
         mb.add_entry(symbol, calls)
     metadata = {"format": METADATA_FORMAT, "dlc_version": __version__, "target": str(target),
                 "cpu": cpu, "features": features, "functions": specs,
+                "entries": {symbol: entry_needs(calls, specs) for symbol, calls in entries},
                 "num_threads": target.num_threads}
     metadata.update(extra_metadata or {})
     mb.add_runtime_api(json.dumps(metadata))

@@ -230,13 +230,20 @@ def _set_threads(model, threads: int | None) -> None:
 
 def _write_outputs(path: str, names: list, outputs: list) -> None:
     """Outputs to .npz (named) or .npy (the only output), written atomically."""
+    import zipfile
+
     import numpy as np
 
     from dlc.runtime.artifact import atomic_write
 
     buffer = io.BytesIO()
     if path.endswith(".npz"):
-        np.savez(buffer, **dict(zip(names, outputs)))
+        # what np.savez writes, without passing names as keywords: an output named "file"
+        # or "allow_pickle" would collide with savez's own parameters
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for name, value in dict(zip(names, outputs)).items():
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, value, allow_pickle=False)
     else:
         np.save(buffer, outputs[0])
     atomic_write(path, [buffer.getvalue()])

@@ -28,7 +28,7 @@ import tempfile
 from dlc.errors import ArtifactError
 
 MAGIC = b"DLCMODEL"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _HEADER = struct.Struct("<8sIIQ32s")
 _ALIGN = 64
 
@@ -179,6 +179,8 @@ def _parse_manifest(path: str, text: bytes, version: int) -> dict:
         manifest = json.loads(text.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise ArtifactError(f"{path} has an unreadable manifest (not UTF-8 JSON)") from None
+    except RecursionError:
+        raise ArtifactError(f"{path} has an unreadable manifest (nested too deeply)") from None
     if not isinstance(manifest, dict):
         raise ArtifactError(f"{path} has an invalid manifest (not a JSON object)")
     if manifest.get("format_version") != version:

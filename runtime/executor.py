@@ -34,7 +34,7 @@ class Executor:
         self._out_dtypes = [_numpy_dtype(o["dtype"]) for o in self.outputs]
         self._entry = None
         if plan.get("entry") and module is not None:
-            self._entry = getattr(module._lib, plan["entry"])
+            self._entry = module.native(plan["entry"])
             self._entry.restype = ctypes.c_int32
             self._entry.argtypes = [ctypes.c_void_p] * 4
         self._arenas: list = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import platform
 
@@ -12,9 +11,8 @@ from dlc.errors import ArtifactError
 from dlc.runtime import cpu_features
 from dlc.runtime.artifact import read_artifact
 from dlc.runtime.executor import Executor
-from dlc.runtime.module import Module, _numpy_dtype, check_elf
-
-ARTIFACT_KIND = "dlc-compiled-model"
+from dlc.runtime.manifest import ARTIFACT_KIND, check_manifest, unpack_constants  # noqa: F401
+from dlc.runtime.module import Module, check_elf, read_metadata
 
 
 class LoadedModel:
@@ -54,63 +52,38 @@ class LoadedModel:
 
 
 def load(path) -> LoadedModel:
-    """Load a .dlc artifact. Checksums, format version, artifact kind and CPU features are
-    verified before any native code is loaded; every failure is an ArtifactError."""
+    """Load a .dlc artifact. Checksums, format version, artifact kind, every manifest field
+    the runtime reads and CPU features are verified before any native code is loaded;
+    every failure is an ArtifactError."""
     path = os.fspath(path)
     manifest, sections = read_artifact(path)
     check_manifest(path, manifest, sections)
     check_cpu(path, manifest["target"])
+    constants = unpack_constants(manifest, sections.get("constants", b""))
+    weights = np.frombuffer(sections["weights"], dtype=np.uint8).copy()
     module = None
     if "library" in sections:
-        check_elf(sections["library"], f"{path} (section library)")
-        module = Module(sections["library"], manifest.get("library_metadata"))
-    weights = np.frombuffer(sections["weights"], dtype=np.uint8).copy()
-    constants = {}
-    if "constants" in sections:
-        try:
-            with np.load(io.BytesIO(sections["constants"]), allow_pickle=False) as npz:
-                constants = {k: npz[k] for k in npz.files}
-        except (OSError, ValueError) as err:
-            raise ArtifactError(f"{path}: section constants is not a readable .npz: "
-                                f"{err}") from None
+        module = load_library(path, sections["library"], manifest["library_metadata"],
+                              manifest["plan"]["entry"])
     return LoadedModel(manifest, Executor(module, manifest["plan"], weights, constants))
 
 
-def check_manifest(path: str, manifest: dict, sections: dict) -> None:
-    """The manifest describes a compiled model this runtime can execute."""
-    kind = manifest.get("kind")
-    if kind != ARTIFACT_KIND:
-        raise ArtifactError(f"{path} is a {kind!r} artifact, not a compiled dlc model "
-                            f"({ARTIFACT_KIND!r})")
-    for key, typ in (("target", dict), ("inputs", list), ("outputs", list), ("plan", dict)):
-        if not isinstance(manifest.get(key), typ):
-            raise ArtifactError(f"{path} has an invalid manifest (missing or malformed "
-                                f"{key!r})")
-    plan = manifest["plan"]
-    for key in ("inputs", "outputs"):
-        specs = plan.get(key)
-        if not isinstance(specs, list) or not all(_valid_spec(s) for s in specs):
-            raise ArtifactError(f"{path} has an invalid execution plan (malformed {key!r})")
-    if not isinstance(plan.get("arena_bytes"), int) or plan["arena_bytes"] < 0:
-        raise ArtifactError(f"{path} has an invalid execution plan (arena_bytes)")
-    if "weights" not in sections:
-        raise ArtifactError(f"{path} has no weights section")
-    if plan.get("entry") and "library" not in sections:
-        raise ArtifactError(f"{path} has an execution plan but no library section")
-    target = manifest["target"]
-    if str(target.get("string", "llvm")).split()[:1] != ["llvm"]:
-        raise ArtifactError(f"{path} was compiled for target {target.get('string')!r}; this "
-                            "runtime runs CPU ('llvm') artifacts")
-
-
-def _valid_spec(spec) -> bool:
-    if not (isinstance(spec, dict) and isinstance(spec.get("name"), str)
-            and isinstance(spec.get("shape"), list)
-            and all(isinstance(d, int) and d >= 0 for d in spec["shape"])
-            and isinstance(spec.get("dtype"), str)):
-        return False
-    _numpy_dtype(spec["dtype"])  # a DlcError naming the dtype (or ml_dtypes) if unknown
-    return True
+def load_library(path: str, library: bytes, metadata: dict, entry: str | None) -> Module:
+    """Load the library section; it must export ``entry`` and every kernel, and embed the
+    same metadata as the manifest (which check_manifest has checked against the plan)."""
+    check_elf(library, f"{path} (section library)")
+    try:
+        module = Module(library, metadata)
+        if entry is not None:
+            module.native(entry)
+        embedded = read_metadata(module._lib)
+    except ArtifactError as err:
+        raise ArtifactError(f"{path} (section library): {err}") from None
+    if embedded != metadata:
+        raise ArtifactError(f"{path} is inconsistent (library_metadata in the manifest "
+                            "differs from the metadata the library embeds); recompile the "
+                            "model ('dlc compile')")
+    return module
 
 
 def check_cpu(path: str, target: dict) -> None:

@@ -91,7 +91,7 @@ class Kernel:
         self.module = module
         self.name = spec["name"]
         self.params = spec["params"]
-        self._fn = getattr(lib, spec["symbol"])
+        self._fn = native_function(lib, spec["symbol"])
         self._fn.restype = ctypes.c_int32
         self._fn.argtypes = [ctypes.c_void_p] * len(self.params)
         self._dtypes = [_numpy_dtype(p["dtype"]) for p in self.params]
@@ -167,7 +167,7 @@ class Module:
                           for spec in metadata["functions"]}
         functions = metadata["functions"]
         self.entry_name = functions[0]["name"] if functions else None
-        self._set_threads = self._lib.dlc_set_num_threads
+        self._set_threads = native_function(self._lib, "dlc_set_num_threads")
         self._set_threads.argtypes = [ctypes.c_int32]
         self._set_threads.restype = None
         threads = metadata.get("num_threads") or default_num_threads()
@@ -187,6 +187,10 @@ class Module:
         if self.entry_name is None:
             raise DlcError("this module has no kernel functions")
         self.functions[self.entry_name](*arrays)
+
+    def native(self, symbol: str):
+        """The library's exported function ``symbol`` as a ctypes function (no checks)."""
+        return native_function(self._lib, symbol)
 
     def get_function(self, name: str) -> Kernel:
         if name not in self.functions:
@@ -226,6 +230,15 @@ class Module:
         return self._bytes
 
 
+def native_function(lib, symbol: str):
+    """The exported function ``symbol`` of ``lib`` (a ctypes.CDLL); an ArtifactError if the
+    library has none."""
+    try:
+        return lib[symbol]
+    except (AttributeError, TypeError, ValueError):
+        raise ArtifactError(f"the library exports no function {symbol!r}") from None
+
+
 def read_metadata(lib) -> dict:
     try:
         getter = lib.dlc_metadata
@@ -234,9 +247,11 @@ def read_metadata(lib) -> dict:
     getter.restype = ctypes.c_char_p
     getter.argtypes = []
     try:
-        metadata = json.loads(getter().decode("utf-8"))
+        metadata = json.loads((getter() or b"").decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as err:
         raise ArtifactError(f"library metadata is corrupted: {err}") from None
+    if not isinstance(metadata, dict):
+        raise ArtifactError("library metadata is corrupted: not a JSON object")
     if metadata.get("format") != METADATA_FORMAT:
         raise ArtifactError(f"library metadata format {metadata.get('format')} is not "
                             f"supported (expected {METADATA_FORMAT})")
@@ -271,6 +286,9 @@ def check_elf(data: bytes, path: str) -> None:
                             f"machine {e_machine})")
     phoff, shoff = struct.unpack_from("<QQ", data, 32)
     phentsize, phnum, shentsize, shnum = struct.unpack_from("<HHHH", data, 54)
+    if phnum and phentsize < 56:  # the size of an Elf64_Phdr
+        raise ArtifactError(f"{path} is not a valid ELF file (program headers of "
+                            f"{phentsize} bytes)")
     ends = [phoff + phentsize * phnum, shoff + shentsize * shnum]
     if ends[0] <= len(data):
         for k in range(phnum):

@@ -15,7 +15,14 @@ import sys
 
 import numpy as np
 import pytest
-from tiny_models import chain_model, chain_reference, small_model
+from tiny_models import (
+    AWKWARD_NAMES,
+    chain_model,
+    chain_reference,
+    constant_value,
+    constants_model,
+    small_model,
+)
 
 import dlc
 from dlc import cli, te
@@ -453,6 +460,23 @@ def test_run_several_outputs(files, tmp_path):
     assert_error(run_cli("run", files["small"], "--output", tmp_path / "o.npy"), ".npz")
 
 
+def test_run_outputs_with_awkward_names(files, tmp_path):
+    """Output names that np.savez takes as its own arguments (file, allow_pickle), paths and
+    unicode are the names of the arrays in the .npz."""
+    model = constants_model(tmp_path / "c.onnx", AWKWARD_NAMES)
+    assert run_cli("compile", model, "-o", tmp_path / "c.dlc")[0] == 0
+    np.save(tmp_path / "x.npy", np.array([-1, 0, 2], np.float32))
+    code, out, err = run_cli("run", tmp_path / "c.dlc", "--input", f"x={tmp_path / 'x.npy'}",
+                             "--output", tmp_path / "out.npz")
+    assert code == 0, err
+    with np.load(tmp_path / "out.npz", allow_pickle=False) as npz:
+        assert npz.files == AWKWARD_NAMES + ["y"]
+        for k, name in enumerate(AWKWARD_NAMES):
+            np.testing.assert_array_equal(npz[name], constant_value(k), err_msg=name)
+            assert npz[name].dtype == constant_value(k).dtype
+        np.testing.assert_array_equal(npz["y"], [0, 0, 2])
+
+
 def test_run_onnx_model_directly(files):
     code, out, err = run_cli("run", files["chain"], "--input", f"x={files['dir'] / 'x.npy'}")
     assert code == 0, err
@@ -533,7 +557,7 @@ def test_inspect_stages(files):
 def test_inspect_artifact(files):
     code, out, err = run_cli("inspect", files["dlc"])
     assert code == 0, err
-    assert out.startswith("artifact format 1, written by dlc ")
+    assert out.startswith(f"artifact format {artifact.FORMAT_VERSION}, written by dlc ")
     for fragment in ("target: llvm", "input: x: float32[16]", "output: y: float32[16]",
                      "kernels (1):", "section library:", "section weights:"):
         assert fragment in out

@@ -80,3 +80,35 @@ def chain_reference(x: np.ndarray, n: int = 4) -> np.ndarray:
         c = np.float32(1.0 + k * 1e-3)
         y = y + c if k % 2 == 0 else y * c
     return y
+
+
+#: Output names that broke ``np.savez(file, **outputs)``: its own parameters (``file``
+#: collides, ``allow_pickle`` was silently swallowed), its positional keys, paths, unicode.
+AWKWARD_NAMES = ["file", "allow_pickle", "args", "kwds", "arr_0", " ", ".", "a/b", "../up",
+                 "x.npy", "ünï代码"]
+
+
+def constants_model(path, names, relu: bool = True) -> str:
+    """Constant outputs named ``names`` (output k holds ``constant_value(k)``), then, with
+    ``relu``, y = Relu(x) for x float32[3] (without it the model has no input and no kernel)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, outputs = [], []
+    for k, name in enumerate(names):
+        value = constant_value(k)
+        nodes.append(helper.make_node("Constant", [], [name], name=f"const{k}",
+                                      value=numpy_helper.from_array(value, f"v{k}")))
+        elem = helper.np_dtype_to_tensor_dtype(value.dtype)
+        outputs.append(helper.make_tensor_value_info(name, elem, value.shape))
+    inputs = []
+    if relu:
+        nodes.append(helper.make_node("Relu", ["x"], ["y"], name="relu"))
+        inputs.append(helper.make_tensor_value_info("x", TensorProto.FLOAT, [3]))
+        outputs.append(helper.make_tensor_value_info("y", TensorProto.FLOAT, [3]))
+    return _save(helper.make_graph(nodes, "constants", inputs, outputs), path)
+
+
+def constant_value(k: int) -> np.ndarray:
+    """Output k of constants_model: float32, int64 and bool arrays of varying shapes."""
+    dtype = (np.float32, np.int64, np.bool_)[k % 3]
+    return (np.arange(k + 2) % 3).astype(dtype).reshape(1, k + 2)

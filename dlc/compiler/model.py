@@ -105,15 +105,14 @@ class CompiledModel:
 
     def save(self, path) -> int:
         """Write a one-file artifact (see docs/reference/artifact.md); returns its size."""
-        import io
-
         from dlc import __version__
         from dlc.runtime.artifact import write_artifact
         from dlc.runtime.cpu_features import required_features
-        from dlc.runtime.loader import ARTIFACT_KIND
+        from dlc.runtime.manifest import ARTIFACT_KIND, pack_constants
 
         module = self.executor.module
         target = self.target
+        constants, constants_bytes = pack_constants(self.executor.constants)
         features = module.metadata["features"] if module is not None else ""
         manifest = {
             "kind": ARTIFACT_KIND,
@@ -129,14 +128,13 @@ class CompiledModel:
             "plan": self.executor.plan,
             "kernels": [k.name for k in self.kernels],
             "library_metadata": module.metadata if module is not None else None,
+            "constants": constants,
         }
         sections = {"weights": self.executor.weights.tobytes()}
         if module is not None:
             sections["library"] = module.library_bytes
-        if self.executor.constants:
-            buf = io.BytesIO()
-            np.savez(buf, **self.executor.constants)
-            sections["constants"] = buf.getvalue()
+        if constants:
+            sections["constants"] = constants_bytes
         return write_artifact(path, manifest, sections)
 
 

@@ -9,6 +9,7 @@ import pytest
 
 import dlc
 from dlc import te
+from dlc.build import entry_needs
 
 
 def _func(name="main", n=4):
@@ -39,6 +40,23 @@ def test_metadata_describes_parameters():
     assert meta["functions"][0]["params"] == [
         {"name": "A", "shape": [4], "dtype": "float32", "output": False},
         {"name": "B", "shape": [4], "dtype": "float32", "output": True}]
+    assert meta["entries"] == {}  # no entry functions in this build
+
+
+def test_entry_needs_are_the_bytes_each_location_is_touched():
+    """What a runtime checks an execution plan against: the end of the furthest arena and
+    weights byte, and the bytes behind each input and output pointer (0 when untouched)."""
+    specs = [{"symbol": "dlc_a", "params": [{"shape": [4], "dtype": "float32"},
+                                            {"shape": [2, 3], "dtype": "int64"}]},
+             {"symbol": "dlc_b", "params": [{"shape": [3], "dtype": "uint8"},
+                                            {"shape": [4], "dtype": "float32"}]}]
+    calls = [("dlc_a", [["input", 1], ["arena", 64]]),
+             ("dlc_b", [["weights", 128], ["output", 0]]),
+             ("dlc_a", [["arena", 0], ["output", 2]])]
+    assert entry_needs(calls, specs) == {"arena_bytes": 64 + 48, "weights_bytes": 131,
+                                         "input_bytes": [0, 16], "output_bytes": [16, 0, 48]}
+    assert entry_needs([], specs) == {"arena_bytes": 0, "weights_bytes": 0,
+                                      "input_bytes": [], "output_bytes": []}
 
 
 @pytest.mark.parametrize("name, symbol", [("main", "dlc_main"), ("my-op.v2", "dlc_my_op_v2"),

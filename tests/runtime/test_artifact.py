@@ -12,40 +12,13 @@ import struct
 
 import numpy as np
 import pytest
-from tiny_models import small_model, small_reference
+from artifact_util import refused, rewrite, write
+from tiny_models import AWKWARD_NAMES, constant_value, constants_model, small_model, small_reference
 
 import dlc
 from dlc.errors import ArtifactError
 from dlc.runtime import artifact, cpu_features, loader
-from dlc.runtime.artifact import FORMAT_VERSION, read_artifact, write_artifact
-
-
-@pytest.fixture(scope="module")
-def compiled(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("artifact")
-    return dlc.compile(small_model(directory / "small.onnx"))
-
-
-@pytest.fixture(scope="module")
-def saved(compiled, tmp_path_factory) -> bytes:
-    path = tmp_path_factory.mktemp("saved") / "small.dlc"
-    compiled.save(path)
-    return path.read_bytes()
-
-
-@pytest.fixture
-def no_native_code(monkeypatch):
-    """Fail the test if the loader gets as far as loading native code."""
-    def refuse(*args, **kwargs):
-        raise AssertionError("native code was loaded from a bad artifact")
-
-    monkeypatch.setattr(loader, "Module", refuse)
-
-
-def _write(tmp_path, data: bytes, name="model.dlc") -> str:
-    path = tmp_path / name
-    path.write_bytes(data)
-    return str(path)
+from dlc.runtime.artifact import FORMAT_VERSION, read_artifact
 
 
 def _layout(data: bytes) -> dict:
@@ -56,29 +29,6 @@ def _layout(data: bytes) -> dict:
     return {"manifest": (56, 56 + length), "base": base, "sections": {
         s["name"]: (base + s["offset"], base + s["offset"] + s["size"])
         for s in manifest["sections"]}}
-
-
-def _rewrite(tmp_path, data: bytes, edit) -> str:
-    """An artifact whose manifest was changed by ``edit`` and checksummed again (what a
-    writer with a bug, or a deliberate edit, would produce)."""
-    src = _write(tmp_path, data, "source.dlc")
-    manifest, sections = read_artifact(src)
-    manifest = json.loads(json.dumps(manifest))
-    edit(manifest, sections)
-    out = tmp_path / "edited.dlc"
-    write_artifact(out, {k: v for k, v in manifest.items() if k != "sections"}, sections)
-    return str(out)
-
-
-def _refused(path, *fragments) -> str:
-    with pytest.raises(ArtifactError) as info:
-        dlc.runtime.load(path)
-    message = str(info.value)
-    assert "\n" not in message, message
-    assert str(path) in message, message
-    for fragment in fragments:
-        assert fragment in message, message
-    return message
 
 
 # -- round trip ---------------------------------------------------------------------------
@@ -98,7 +48,7 @@ def test_round_trip(compiled, tmp_path):
 
 
 def test_manifest_contents(saved, tmp_path):
-    manifest, sections = read_artifact(_write(tmp_path, saved))
+    manifest, sections = read_artifact(write(tmp_path, saved))
     assert manifest["kind"] == loader.ARTIFACT_KIND
     assert manifest["format_version"] == FORMAT_VERSION
     assert manifest["dlc_version"] == dlc.__version__
@@ -114,6 +64,32 @@ def test_manifest_contents(saved, tmp_path):
     assert sections["library"].startswith(b"\x7fELF")
     for entry in manifest["sections"]:
         assert entry["offset"] % 64 == 0 and len(entry["sha256"]) == 64
+    assert manifest["constants"] == [{"name": "k", "offset": 0, "shape": [2, 3],
+                                      "dtype": "int64"}]
+    needs = manifest["library_metadata"]["entries"][plan["entry"]]
+    assert 0 < needs["arena_bytes"] <= plan["arena_bytes"]
+    assert needs["input_bytes"] == [2 * 12 * 4] and needs["output_bytes"] == [2 * 8 * 4, 2 * 12 * 4]
+
+
+@pytest.mark.parametrize("relu", [True, False], ids=["with-kernels", "constants-only"])
+def test_constant_outputs_with_awkward_names(tmp_path, relu):
+    """Constant outputs are stored by position, their names only in the manifest's JSON, so
+    names that np.savez takes as its own arguments (file, allow_pickle), paths and unicode
+    all round-trip, with their dtypes."""
+    model = dlc.compile(constants_model(tmp_path / "c.onnx", AWKWARD_NAMES, relu))
+    model.save(tmp_path / "c.dlc")
+    loaded = dlc.runtime.load(tmp_path / "c.dlc")
+    assert loaded.output_names == AWKWARD_NAMES + ["y"] * relu
+    x = np.array([-1, 0, 2], np.float32)
+    outputs = loaded.run(x) if relu else loaded.run()
+    for k, name in enumerate(AWKWARD_NAMES):
+        assert outputs[k].dtype == constant_value(k).dtype, name
+        np.testing.assert_array_equal(outputs[k], constant_value(k), err_msg=name)
+    if relu:
+        np.testing.assert_array_equal(outputs[-1], np.maximum(x, 0))
+    manifest, sections = read_artifact(tmp_path / "c.dlc")
+    assert [c["name"] for c in manifest["constants"]] == AWKWARD_NAMES
+    assert ("library" in sections) == relu
 
 
 def test_saved_file_is_readable_by_others(compiled, tmp_path):
@@ -128,7 +104,7 @@ def test_flipped_byte_in_manifest(saved, tmp_path, no_native_code):
     for offset in (start, (start + end) // 2, end - 1):
         data = bytearray(saved)
         data[offset] ^= 0x20
-        _refused(_write(tmp_path, bytes(data)), "corrupted", "manifest checksum")
+        refused(write(tmp_path, bytes(data)), "corrupted", "manifest checksum")
 
 
 @pytest.mark.parametrize("section", ["library", "weights", "constants"])
@@ -137,7 +113,7 @@ def test_flipped_byte_in_each_section(saved, tmp_path, no_native_code, section):
     for offset in (start, (start + end) // 2, end - 1):
         data = bytearray(saved)
         data[offset] ^= 0x01
-        _refused(_write(tmp_path, bytes(data)), "corrupted", f"section {section} checksum")
+        refused(write(tmp_path, bytes(data)), "corrupted", f"section {section} checksum")
 
 
 @pytest.mark.parametrize("offset, fragment", [
@@ -149,7 +125,7 @@ def test_flipped_byte_in_header(saved, tmp_path, no_native_code, offset, fragmen
     one runs past the end of the file."""
     data = bytearray(saved)
     data[offset] ^= 0x01
-    _refused(_write(tmp_path, bytes(data)), fragment)
+    refused(write(tmp_path, bytes(data)), fragment)
 
 
 def test_flipped_byte_in_padding(saved, tmp_path, no_native_code):
@@ -162,7 +138,7 @@ def test_flipped_byte_in_padding(saved, tmp_path, no_native_code):
     for start, _ in gaps:
         data = bytearray(saved)
         data[start] = 0xFF
-        _refused(_write(tmp_path, bytes(data)), "nonzero padding")
+        refused(write(tmp_path, bytes(data)), "nonzero padding")
 
 
 def test_every_flipped_byte_is_caught(saved, tmp_path, no_native_code):
@@ -172,7 +148,7 @@ def test_every_flipped_byte_is_caught(saved, tmp_path, no_native_code):
         data = bytearray(saved)
         data[offset] ^= 0x80
         with pytest.raises(ArtifactError) as info:
-            dlc.runtime.load(_write(tmp_path, bytes(data)))
+            dlc.runtime.load(write(tmp_path, bytes(data)))
         assert "\n" not in str(info.value)
 
 
@@ -184,7 +160,7 @@ def test_truncation_at_many_offsets(saved, tmp_path, no_native_code):
         points |= {start, start + 1, (start + end) // 2, end - 1, end}
     points |= set(range(0, len(saved), max(len(saved) // 60, 1)))
     for size in sorted(p for p in points if p < len(saved)):
-        path = _write(tmp_path, saved[:size])
+        path = write(tmp_path, saved[:size])
         with pytest.raises(ArtifactError) as info:
             dlc.runtime.load(path)
         message = str(info.value)
@@ -194,90 +170,114 @@ def test_truncation_at_many_offsets(saved, tmp_path, no_native_code):
 
 
 def test_trailing_bytes(saved, tmp_path, no_native_code):
-    _refused(_write(tmp_path, saved + b"\0" * 64), "unexpected bytes after the last section")
+    refused(write(tmp_path, saved + b"\0" * 64), "unexpected bytes after the last section")
 
 
 def test_wrong_magic(saved, tmp_path, no_native_code):
-    _refused(_write(tmp_path, b"NOTADLC!" + saved[8:]), "not a dlc artifact", "magic")
+    refused(write(tmp_path, b"NOTADLC!" + saved[8:]), "not a dlc artifact", "magic")
 
 
 @pytest.mark.parametrize("content", [b"", b"\x93NUMPY", b"\x08\x07\x12\x03onnx" * 10,
                                      b"\x7fELF\x02\x01\x01" + b"\0" * 100])
 def test_other_file_types(tmp_path, content, no_native_code):
-    _refused(_write(tmp_path, content, "model.bin"), "not a dlc artifact")
+    refused(write(tmp_path, content, "model.bin"), "not a dlc artifact")
 
 
 def test_other_format_version(saved, tmp_path, no_native_code):
     data = bytearray(saved)
     struct.pack_into("<I", data, 8, FORMAT_VERSION + 1)
-    _refused(_write(tmp_path, bytes(data)), f"format version {FORMAT_VERSION + 1}",
-             "recompile")
+    refused(write(tmp_path, bytes(data)), f"format version {FORMAT_VERSION + 1}",
+            "recompile")
+
+
+def test_older_format_version(saved, tmp_path, no_native_code):
+    """Version 1 stored constant outputs as np.savez keywords; this runtime reads only the
+    current version and says to recompile."""
+    data = bytearray(saved)
+    struct.pack_into("<I", data, 8, 1)
+    refused(write(tmp_path, bytes(data)), "format version 1;",
+            f"this runtime reads version {FORMAT_VERSION}", "recompile")
+
+
+def _with_manifest_text(tmp_path, saved: bytes, old: bytes, new: bytes) -> str:
+    """The artifact with ``old`` replaced by ``new`` in its manifest's text, and the header's
+    length and checksum recomputed."""
+    manifest, sections = read_artifact(write(tmp_path, saved))
+    header, text, _, *body = artifact.encode_artifact(manifest, sections)
+    assert old in text
+    text = text.replace(old, new, 1)
+    header = struct.pack("<8sIIQ32s", b"DLCMODEL", FORMAT_VERSION, 0, len(text),
+                         hashlib.sha256(text).digest())
+    pad = b"\0" * ((56 + len(text) + 63) // 64 * 64 - 56 - len(text))
+    return write(tmp_path, b"".join([header, text, pad, *body]))
 
 
 def test_manifest_version_disagrees_with_header(saved, tmp_path, no_native_code):
-    manifest, sections = read_artifact(_write(tmp_path, saved))
-    header, text, _, *body = artifact.encode_artifact(manifest, sections)
-    text = text.replace(b'"format_version": 1', b'"format_version": 7')
-    header = struct.pack("<8sIIQ32s", b"DLCMODEL", 1, 0, len(text),
-                         hashlib.sha256(text).digest())
-    pad = b"\0" * ((56 + len(text) + 63) // 64 * 64 - 56 - len(text))
-    _refused(_write(tmp_path, b"".join([header, text, pad, *body])),
-             "inconsistent format version")
+    path = _with_manifest_text(tmp_path, saved, b'"format_version": %d' % FORMAT_VERSION,
+                               b'"format_version": 7')
+    refused(path, "inconsistent format version")
+
+
+def test_manifest_nested_too_deeply(saved, tmp_path, no_native_code):
+    """Deep enough for json.loads to raise RecursionError."""
+    path = _with_manifest_text(tmp_path, saved, b'"name": ',
+                               b'"name": ' + b"[" * 100_000 + b"]" * 100_000 + b', "x": ')
+    refused(path, "unreadable manifest", "nested too deeply")
 
 
 def test_other_artifact_kind(saved, tmp_path, no_native_code):
-    path = _rewrite(tmp_path, saved, lambda m, s: m.update(kind="dlc-tuning-cache"))
-    _refused(path, "'dlc-tuning-cache'", "not a compiled dlc model")
+    path = rewrite(tmp_path, saved, lambda m, s: m.update(kind="dlc-tuning-cache"))
+    refused(path, "'dlc-tuning-cache'", "not a compiled dlc model")
 
 
 @pytest.mark.parametrize("key", ["plan", "inputs", "target"])
 def test_manifest_missing_a_field(saved, tmp_path, no_native_code, key):
-    path = _rewrite(tmp_path, saved, lambda m, s: m.pop(key))
-    _refused(path, "invalid manifest", repr(key))
+    path = rewrite(tmp_path, saved, lambda m, s: m.pop(key))
+    refused(path, "invalid manifest", repr(key))
 
 
 def test_missing_section(saved, tmp_path, no_native_code):
-    _refused(_rewrite(tmp_path, saved, lambda m, s: s.pop("library")), "no library section")
-    _refused(_rewrite(tmp_path, saved, lambda m, s: s.pop("weights")), "no weights section")
+    refused(rewrite(tmp_path, saved, lambda m, s: s.pop("library")), "no library section")
+    refused(rewrite(tmp_path, saved, lambda m, s: s.pop("weights")), "no weights section")
 
 
 def test_library_section_that_is_not_a_library(saved, tmp_path, no_native_code):
-    path = _rewrite(tmp_path, saved, lambda m, s: s.update(library=b"\x7fELF" + b"\0" * 60))
-    _refused(path, "section library")
+    path = rewrite(tmp_path, saved, lambda m, s: s.update(library=b"\x7fELF" + b"\0" * 60))
+    refused(path, "section library")
 
 
 def test_non_cpu_target(saved, tmp_path, no_native_code):
-    path = _rewrite(tmp_path, saved,
-                    lambda m, s: m["target"].update(string="cuda -arch=sm_90"))
-    _refused(path, "cuda", "CPU")
+    path = rewrite(tmp_path, saved,
+                   lambda m, s: m["target"].update(string="cuda -arch=sm_90"))
+    refused(path, "cuda", "CPU")
 
 
 # -- CPU features -------------------------------------------------------------------------
 def test_required_feature_missing_from_manifest_edit(saved, tmp_path, no_native_code):
-    path = _rewrite(tmp_path, saved, lambda m, s: m["target"]["required_features"].append(
+    path = rewrite(tmp_path, saved, lambda m, s: m["target"]["required_features"].append(
         "avx9000"))
-    message = _refused(path, "avx9000", "lacks", "recompile")
+    message = refused(path, "avx9000", "lacks", "recompile")
     assert "--target" in message
 
 
 def test_required_feature_missing_from_host(saved, tmp_path, no_native_code, monkeypatch):
-    manifest, _ = read_artifact(_write(tmp_path, saved))
+    manifest, _ = read_artifact(write(tmp_path, saved))
     required = manifest["target"]["required_features"]
     if not required:
         pytest.skip("this artifact needs no extensions beyond baseline x86-64")
     flags = cpu_features.host_flags() or frozenset(required)
     monkeypatch.setattr(cpu_features, "host_flags", lambda: flags - {required[-1]})
-    _refused(_write(tmp_path, saved), required[-1], "lacks")
+    refused(write(tmp_path, saved), required[-1], "lacks")
 
 
 def test_unknown_host_flags_do_not_block(saved, tmp_path, monkeypatch):
     monkeypatch.setattr(cpu_features, "host_flags", lambda: None)
-    assert dlc.runtime.load(_write(tmp_path, saved)).run(np.zeros((2, 12), np.float32))
+    assert dlc.runtime.load(write(tmp_path, saved)).run(np.zeros((2, 12), np.float32))
 
 
 def test_other_machine_architecture(saved, tmp_path, no_native_code, monkeypatch):
     monkeypatch.setattr(loader.platform, "machine", lambda: "aarch64")
-    _refused(_write(tmp_path, saved), "x86-64", "aarch64")
+    refused(write(tmp_path, saved), "x86-64", "aarch64")
 
 
 @pytest.mark.parametrize("cpu, mattr, present, absent", [
@@ -307,11 +307,11 @@ def test_artifact_for_an_older_cpu_loads(tmp_path):
 # -- not a file ---------------------------------------------------------------------------
 def test_directory_instead_of_file(tmp_path):
     (tmp_path / "model.dlc").mkdir()
-    _refused(tmp_path / "model.dlc", "is a directory")
+    refused(tmp_path / "model.dlc", "is a directory")
 
 
 def test_missing_file(tmp_path):
-    _refused(tmp_path / "absent.dlc", "no such file")
+    refused(tmp_path / "absent.dlc", "no such file")
 
 
 # -- saving -------------------------------------------------------------------------------

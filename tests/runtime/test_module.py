@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 import textwrap
@@ -281,6 +282,18 @@ def test_load_wrong_kind_of_elf(mod, tmp_path):
     path = tmp_path / "obj.so"
     path.write_bytes(bytes(data))
     with pytest.raises(dlc.ArtifactError, match="not an x86-64 shared library"):
+        load_module(path)
+
+
+def test_load_elf_with_undersized_program_headers(mod, tmp_path):
+    """Headers that claim 1-byte program header entries ending at the end of the file: the
+    check reads none of them past the end."""
+    data = bytearray(mod.library_bytes)
+    struct.pack_into("<Q", data, 32, len(data) - 1)  # e_phoff
+    struct.pack_into("<HH", data, 54, 1, 1)  # e_phentsize, e_phnum
+    path = tmp_path / "bad.so"
+    path.write_bytes(bytes(data))
+    with pytest.raises(dlc.ArtifactError, match="program headers of 1 bytes"):
         load_module(path)
 
 
