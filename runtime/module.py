@@ -160,6 +160,9 @@ class Module:
                 raise ArtifactError(f"cannot load compiled code: {err}") from None
         finally:
             os.unlink(path)
+        _keep_openmp_loaded()
+        # unloaded once nothing refers to this module (its kernels refer to it too)
+        weakref.finalize(self, _unload, self._lib).atexit = False
         if metadata is None:
             metadata = read_metadata(self._lib)
         self.metadata = metadata
@@ -228,6 +231,32 @@ class Module:
     @property
     def library_bytes(self) -> bytes:
         return self._bytes
+
+
+_openmp_pin = None  # libgomp, opened once more with RTLD_NODELETE (see _keep_openmp_loaded)
+
+
+def _keep_openmp_loaded() -> None:
+    """Once a library has brought in libgomp, keep libgomp mapped for good: its worker
+    threads outlive the library that started them, so unloading that library must never
+    unload libgomp under them."""
+    global _openmp_pin
+    if _openmp_pin is not None or not hasattr(os, "RTLD_NODELETE"):
+        return
+    try:  # RTLD_NOLOAD: only if already loaded; nothing is loaded here
+        _openmp_pin = ctypes.CDLL("libgomp.so.1",
+                                  mode=os.RTLD_NOLOAD | os.RTLD_NODELETE | os.RTLD_LOCAL)
+    except OSError:
+        pass  # not loaded yet (no library with parallel loops so far)
+
+
+def _unload(lib) -> None:
+    """dlclose a library that no module uses any more (its memory mapping goes away)."""
+    if _openmp_pin is None:
+        _keep_openmp_loaded()
+    dlclose = ctypes.CDLL(None).dlclose
+    dlclose.argtypes = [ctypes.c_void_p]
+    dlclose(lib._handle)
 
 
 def native_function(lib, symbol: str):

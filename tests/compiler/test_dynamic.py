@@ -75,3 +75,27 @@ def test_cache_order_is_least_recently_used():
 def test_cache_size_must_be_a_positive_integer(bad):
     with pytest.raises(dlc.DlcError, match="at least 1 entry"):
         CompiledCache(maxsize=bad)
+
+
+def _loaded_libraries() -> int:
+    """dlc libraries mapped in this process (each is a deleted file named dlc-*.so)."""
+    with open("/proc/self/maps") as f:
+        return len({line.split()[5] for line in f
+                    if len(line.split()) > 5 and "/dlc-" in line.split()[5]})
+
+
+def test_evicted_pieces_are_unloaded():
+    """A model fed ever new shapes keeps at most maxsize libraries loaded."""
+    import gc
+
+    model = dlc.compile(_reshape_model())
+    _run(model, SHAPES[0])
+    per_shape = model.cache.compiles
+    model.cache.maxsize = per_shape
+    gc.collect()
+    before = _loaded_libraries()
+    for shape in SHAPES[1:]:
+        _run(model, shape)
+    gc.collect()
+    assert model.cache.compiles == per_shape * len(SHAPES)
+    assert _loaded_libraries() <= before

@@ -379,3 +379,48 @@ def test_export_failure_midway_leaves_nothing(mod, tmp_path, monkeypatch):
     with pytest.raises(dlc.DlcError, match="No space left on device"):
         mod.export_library(tmp_path / "k.so")
     assert os.listdir(tmp_path) == []
+
+
+# -- unloading ----------------------------------------------------------------------------
+def _mapped_libraries() -> int:
+    """Memory mappings of dlc's loaded libraries (their files are named dlc-*.so)."""
+    with open("/proc/self/maps") as f:
+        return sum(1 for line in f if "/dlc-" in line and ".so" in line)
+
+
+def _doubler(name: str) -> Module:
+    a = te.placeholder((4096,), "float32", name="a")
+    b = te.compute((4096,), lambda i: a[i] * 2.0, name="b")
+    sch = dlc.Schedule([a, b])
+    outer, _ = sch.split(sch.get_loops(b)[0], factor=64)
+    sch.parallel(outer)
+    module = dlc.build(sch, name=name)
+    module.set_num_threads(2)
+    return module
+
+
+def test_a_module_nothing_uses_is_unloaded_and_openmp_stays():
+    """Dropping a module unmaps its library; parallel kernels loaded afterwards still run
+    (libgomp, whose threads outlive the library that started them, is never unloaded)."""
+    import gc
+
+    x = np.arange(4096, dtype=np.float32)
+    y = np.empty_like(x)
+    gc.collect()
+    before = _mapped_libraries()
+    modules = [_doubler(f"unload{k}") for k in range(8)]
+    for k in range(8):
+        modules[k](x, y)
+    assert _mapped_libraries() > before
+    kernel = modules[0].get_function("unload0")
+    del modules
+    gc.collect()
+    assert _mapped_libraries() > before  # a kernel keeps its module loaded
+    kernel(x, y)
+    del kernel
+    gc.collect()
+    assert _mapped_libraries() == before
+    again = _doubler("again")
+    y[:] = 0
+    again(x, y)
+    np.testing.assert_array_equal(y, x * 2)
