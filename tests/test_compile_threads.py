@@ -115,3 +115,33 @@ def test_build_schedules_in_four_threads_at_once():
         with ThreadPoolExecutor(THREADS) as pool:
             texts = list(pool.map(job, jobs))
         assert texts[0] == texts[2], "the same schedule gave different LLVM IR"
+
+
+def test_dump_ir_of_threads_lowering_functions_of_one_name(tmp_path, monkeypatch):
+    """With DLC_DUMP_IR, threads lowering different functions all named ``main`` write the
+    same dump files: every read finds one lowering's whole text, never part of one or a
+    mix of two."""
+    from dlc.build import prepare
+
+    monkeypatch.setenv("DLC_DUMP_IR", str(tmp_path))
+    schedules = [gemm_schedule(13, 24, 7, 8)[0], gemm_schedule(9, 40, 5, 16)[0],
+                 gemm_schedule(3, 64, 300, 32)[0], gemm_schedule(4, 4, 4, 4)[0]]
+    whole: dict = {}
+    for sch in schedules:
+        prepare(dlc.lower(sch))
+        for name in os.listdir(tmp_path):
+            whole.setdefault(name, set()).add((tmp_path / name).read_text())
+    start = threading.Barrier(THREADS)
+
+    def job(sch) -> int:
+        start.wait()
+        torn = 0
+        for _ in range(15):
+            prepare(dlc.lower(sch))
+            torn += sum((tmp_path / name).read_text() not in texts
+                        for name, texts in whole.items())
+        return torn
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        assert list(pool.map(job, schedules)) == [0] * THREADS
+    assert sorted(os.listdir(tmp_path)) == sorted(whole), "temporary files left behind"
