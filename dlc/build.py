@@ -137,6 +137,6 @@ def build_funcs(funcs: list, target: Target, entries=(), extra_metadata=None):
     if "GOMP_parallel" in str(mb):
         libs.insert(0, machine.libgomp_path())
     library = machine.link_shared([obj], libs)
-    sources = {"ll": str(mod), "asm": lambda: machine.emit_assembly(mod, tm),
+    sources = {"ll": machine.module_text(mod), "asm": lambda: machine.emit_assembly(mod, tm),
                "tir": lambda: "\n\n".join(str(f) for f in readable)}
     return Module(library, metadata, sources)

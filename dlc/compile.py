@@ -66,8 +66,6 @@ def import_model(model, input_shapes=None) -> Graph:
 def run_graph_passes(graph: Graph, opt_level: int = 3) -> Graph:
     """Run the GRAPH_PIPELINE passes enabled at ``opt_level``; with DLC_DUMP_IR=dir, write
     the graph after each ("(unchanged)" when a pass did nothing)."""
-    import os
-
     from dlc import env
 
     dump = env.dump_ir_dir()
@@ -76,10 +74,8 @@ def run_graph_passes(graph: Graph, opt_level: int = 3) -> Graph:
             continue
         new = pass_fn(graph)
         if dump:
-            os.makedirs(dump, exist_ok=True)
-            path = os.path.join(dump, f"{graph.name}.graph.{k:02d}.{pass_fn.__name__}.txt")
-            with open(path, "w") as f:
-                f.write("(unchanged)\n" if new is graph else str(new) + "\n")
+            env.write_dump(f"{graph.name}.graph.{k:02d}.{pass_fn.__name__}.txt",
+                           "(unchanged)\n" if new is graph else str(new) + "\n")
         graph = new
     return graph
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 from dlc.errors import DlcError
 
@@ -24,6 +25,26 @@ def num_threads() -> int | None:
 def dump_ir_dir() -> str | None:
     """DLC_DUMP_IR: a directory that receives the IR after every pass."""
     return os.environ.get("DLC_DUMP_IR") or None
+
+
+def write_dump(filename: str, text: str) -> None:
+    """Write ``text`` as ``filename`` in the DLC_DUMP_IR directory (if set). The file is
+    written aside and renamed over the old one, so a reader never sees half of it and
+    threads compiling functions of the same name at once leave one whole dump each time
+    (the last one), never a mix of two."""
+    directory = dump_ir_dir()
+    if not directory:
+        return
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{filename}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes files only their owner can read
+        os.replace(tmp, os.path.join(directory, filename))
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def linker() -> str | None:

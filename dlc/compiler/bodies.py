@@ -3,6 +3,7 @@ and input types. Installed as ``dlc.ops.registry.BODY_RUNNER`` when dlc.compiler
 
 from __future__ import annotations
 
+import threading
 import weakref
 
 import numpy as np
@@ -11,6 +12,7 @@ from dlc.graph.ir import Graph, TensorType
 from dlc.target import Target
 
 _CACHE: dict = {}  # (id(body), target) -> (weakref to the body, {input types: model})
+_CACHE_LOCK = threading.Lock()  # held to sweep and add entries, not while compiling
 
 
 def body_runner(target: Target | None = None):
@@ -20,12 +22,13 @@ def body_runner(target: Target | None = None):
     def run(graph: Graph, arrays) -> list:
         arrays = [np.asarray(a) for a in arrays]
         key = (id(graph), str(target))
-        entry = _CACHE.get(key)
-        if entry is None or entry[0]() is not graph:
-            for stale in [k for k, (ref, _) in _CACHE.items() if ref() is None]:
-                del _CACHE[stale]
-            entry = (weakref.ref(graph), {})
-            _CACHE[key] = entry
+        with _CACHE_LOCK:
+            entry = _CACHE.get(key)
+            if entry is None or entry[0]() is not graph:
+                for stale in [k for k, (ref, _) in _CACHE.items() if ref() is None]:
+                    del _CACHE[stale]
+                entry = (weakref.ref(graph), {})
+                _CACHE[key] = entry
         types = tuple((a.shape, a.dtype.str) for a in arrays)
         model = entry[1].get(types)
         if model is None:

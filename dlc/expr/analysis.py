@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+
 from dlc import dtypes
 from dlc.expr import nodes as n
 
 _INTERN: dict = {}
 _NEXT_ID = [0]
 _INTERN_LIMIT = 1 << 20
+_INTERN_LOCK = threading.Lock()  # threads lowering at once share the table
 
 
 def structural_key(e) -> int:
@@ -23,10 +26,13 @@ def structural_key(e) -> int:
 def _intern(shape: tuple) -> int:
     key = _INTERN.get(shape)
     if key is None:
-        if len(_INTERN) > _INTERN_LIMIT:
-            _INTERN.clear()  # fresh numbers never alias old keys: only equality is lost
-        _NEXT_ID[0] += 1
-        key = _INTERN[shape] = _NEXT_ID[0]
+        with _INTERN_LOCK:  # a new shape gets one key, even when threads meet it at once
+            key = _INTERN.get(shape)
+            if key is None:
+                if len(_INTERN) > _INTERN_LIMIT:
+                    _INTERN.clear()  # fresh numbers never alias old keys: only equality is lost
+                _NEXT_ID[0] += 1
+                key = _INTERN[shape] = _NEXT_ID[0]
     return key
 
 

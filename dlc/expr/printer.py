@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 from dlc.expr import nodes as n
 
@@ -16,15 +17,17 @@ _FUNCTION_STYLE = {"min", "max", "%t"}
 def expr_to_str(expr, names: dict | None = None) -> str:
     """Text of an expression; ``names`` maps id(subexpression) -> a name printed instead
     (for subexpressions shared in a DAG, see shared_subexpressions)."""
-    global _NAMES
-    saved, _NAMES = _NAMES, names or {}
+    saved = getattr(_LOCAL, "names", {})
+    _LOCAL.names = names or {}
     try:
         return _fmt(expr, 0)
     finally:
-        _NAMES = saved
+        _LOCAL.names = saved
 
 
-_NAMES: dict = {}
+# ``names`` of the expr_to_str call running in each thread: per thread, so that threads
+# printing at once (compiling kernels, say) never print with each other's names
+_LOCAL = threading.local()
 
 
 def shared_subexpressions(*exprs, min_size: int = 12) -> list:
@@ -77,7 +80,7 @@ def _const_str(c: n.Const) -> str:
 
 
 def _fmt(e, parent_prec: int) -> str:
-    name = _NAMES.get(id(e))
+    name = _LOCAL.names.get(id(e))
     if name is not None:
         return name
     if isinstance(e, n.Const):

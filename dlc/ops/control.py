@@ -20,6 +20,7 @@ and keeps the results for ``reference``.
 
 from __future__ import annotations
 
+import threading
 import weakref
 
 import numpy as np
@@ -61,17 +62,19 @@ def capture_outer(*bodies: Graph) -> tuple:
 
 
 _WITH_OUTER: dict = {}  # id(body) -> (weakref to the body, {outer names: body taking them})
+_TABLES_LOCK = threading.Lock()  # models with control flow may run in several threads
 
 
 def _per_body(table: dict, graph: Graph) -> dict:
     """The cache entries of ``graph`` in ``table`` (dropped when the graph is collected)."""
-    entry = table.get(id(graph))
-    if entry is None or entry[0]() is not graph:
-        for key in [k for k, (ref, _) in table.items() if ref() is None]:
-            del table[key]
-        entry = (weakref.ref(graph), {})
-        table[id(graph)] = entry
-    return entry[1]
+    with _TABLES_LOCK:  # one thread at a time sweeps the table and adds to it
+        entry = table.get(id(graph))
+        if entry is None or entry[0]() is not graph:
+            for key in [k for k, (ref, _) in table.items() if ref() is None]:
+                del table[key]
+            entry = (weakref.ref(graph), {})
+            table[id(graph)] = entry
+        return entry[1]
 
 
 def run_body(ctx, graph: Graph, arrays) -> list:

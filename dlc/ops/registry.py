@@ -155,10 +155,12 @@ _loaded = False
 
 
 def _load_all() -> None:
+    """Import the package, which registers every op family; the flag is set once the
+    import is complete (see dlc.frontends.onnx.registry._load_all)."""
     global _loaded
     if not _loaded:
+        import dlc.ops  # noqa: F401
         _loaded = True
-        import dlc.ops  # noqa: F401  - importing the package registers every op family
 
 
 MAX_TENSOR_BYTES = 1 << 40  # larger tensors are rejected as malformed

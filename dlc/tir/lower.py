@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 from dlc import env
@@ -24,11 +23,8 @@ def run_passes(func: s.PrimFunc, passes, stage: str = "lower") -> s.PrimFunc:
         new = pass_fn(func)
         timings.append((pass_fn.__name__, time.perf_counter() - start))
         if dump_dir:
-            os.makedirs(dump_dir, exist_ok=True)
             text = "(unchanged)\n" if new is func else str(new) + "\n"
-            path = os.path.join(dump_dir, f"{func.name}.{stage}.{k:02d}.{pass_fn.__name__}.txt")
-            with open(path, "w") as f:
-                f.write(text)
+            env.write_dump(f"{func.name}.{stage}.{k:02d}.{pass_fn.__name__}.txt", text)
         func = new
     return func
 

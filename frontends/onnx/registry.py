@@ -51,7 +51,10 @@ _loaded = False
 
 
 def _load_all():
+    """Import (and so register) every converter before the first lookup. The flag is set
+    only once the import is complete: a thread that comes meanwhile imports too, which
+    waits for the import under way instead of reading a half-filled table."""
     global _loaded
     if not _loaded:
-        _loaded = True
         import dlc.frontends.onnx.converters  # noqa: F401
+        _loaded = True

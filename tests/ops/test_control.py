@@ -313,3 +313,37 @@ def test_uncaptured_outer_tensors_come_from_the_enclosing_environment():
     feeds = {"c": np.array(True), "x": np.array([1, 2], F)}
     np.testing.assert_array_equal(run_graph(graph, feeds)[0], [1, 2])
     np.testing.assert_array_equal(dlc.compile(graph).run(feeds)[0], [1, 2])
+
+
+def test_body_tables_used_from_several_threads():
+    """Models with control flow may run in several threads: the per-body tables are swept
+    of dead bodies and added to by one thread at a time (else: 'dictionary changed size
+    during iteration', or a KeyError when two threads delete one dead entry)."""
+    import sys
+    import threading
+
+    from dlc.graph.ir import Graph
+
+    table: dict = {}
+    errors: list = []
+    start = threading.Barrier(4)
+
+    def work():
+        start.wait()
+        try:
+            for _ in range(20000):  # each graph dies at once, leaving a dead entry
+                control._per_body(table, Graph("body", [], [], [], {}))
+        except Exception as err:  # noqa: BLE001 - collected for the assertion
+            errors.append(f"{type(err).__name__}: {err}")
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []

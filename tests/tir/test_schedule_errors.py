@@ -227,6 +227,73 @@ def test_too_many_lanes_or_copies(primitive, message):
         getattr(sch, primitive)(sch.get_loops(B)[0])
 
 
+def gemm_with_local_tile(tile):
+    """A 1024-wide GEMM whose local accumulator is computed at C.j.outer, a block of
+    ``tile`` columns; returns (schedule, C.local's column loop)."""
+    A, B, C, *_ = matmul(8, 1024, 8)
+    sch = dlc.Schedule([A, B, C])
+    CC = sch.cache_write(C, "local")
+    ci, cj, ck = sch.get_loops(CC)
+    ko, ki = sch.split(ck, factor=4)
+    sch.reorder(ko, ci, ki, cj)
+    i, j = sch.get_loops(C)
+    jo, _ = sch.split(j, factor=tile)
+    sch.compute_at(CC, jo)
+    return sch, cj
+
+
+@pytest.mark.parametrize("primitive, message", [
+    ("vectorize", r"vectorize C.local.j: 600 lanes \(its extent with C.local computed at "
+                  r"C.j.outer\) is more than 512; split the loop and vectorize the inner part"),
+    ("unroll", r"unroll C.local.j: 600 iterations \(its extent with C.local computed at "
+               r"C.j.outer\) is more than 512; split the loop and unroll the inner part"),
+])
+def test_too_many_lanes_or_copies_found_when_bounds_are_inferred(primitive, message):
+    """C.local's loops shrink to the region one iteration of C.j.outer needs, so their
+    extent is checked when lowering: here that region is still too wide."""
+    sch, cj = gemm_with_local_tile(600)
+    getattr(sch, primitive)(cj)  # 1024 nominal lanes: not final, accepted for now
+    with pytest.raises(dlc.ScheduleError, match=message):
+        dlc.lower(sch)
+
+
+def test_too_many_lanes_once_compute_root_undoes_compute_at():
+    sch, cj = gemm_with_local_tile(32)
+    sch.vectorize(cj)
+    dlc.lower(sch)  # 32 lanes at C.j.outer
+    sch.compute_root("C.local")
+    with pytest.raises(dlc.ScheduleError, match=r"vectorize C.local.j: 1024 lanes \(its extent "
+                       r"with C.local computed at root\) is more than 512; split the loop"):
+        dlc.lower(sch)
+
+
+def test_too_many_lanes_of_an_intermediate_stage_left_at_root():
+    A = te.placeholder((1024,), name="A")
+    P = te.compute((1024,), lambda i: A[i] * 2.0, name="P")
+    C = te.compute((1024,), lambda i: P[i] + 1.0, name="C")
+    sch = dlc.Schedule([A, C])
+    sch.vectorize(sch.get_loops(P)[0])  # P could still be computed at a loop of C
+    with pytest.raises(dlc.ScheduleError, match=r"vectorize P.i: 1024 lanes \(its extent with P "
+                       r"computed at root\) is more than 512"):
+        dlc.lower(sch)
+
+
+def test_too_many_lanes_when_the_region_read_is_unknown():
+    """C reads P at data-dependent columns, so one iteration of C.j may need any column:
+    at C.j the region of P is one row of all its 1024 columns."""
+    A = te.placeholder((4, 1024), name="A")
+    Idx = te.placeholder((4, 1024), "int32", name="Idx")
+    P = te.compute((4, 1024), lambda i, j: A[i, j] * 2.0, name="P")
+    C = te.compute((4, 1024), lambda i, j: P[i, Idx[i, j]], name="C")
+    sch = dlc.Schedule([A, Idx, C])
+    i, j = sch.get_loops(C)
+    sch.compute_at(P, j)
+    sch.vectorize(sch.get_loops(P)[1])
+    with pytest.raises(dlc.ScheduleError, match=r"vectorize P.j: 1024 lanes \(its extent with P "
+                       r"computed at C.j\) is more than 512"):
+        dlc.lower(sch)
+
+
 def test_nested_parallel_loops_of_one_stage():
     sch, *_, (i, j, k) = mm()
     sch.parallel(i)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from helpers import add2d, check, matmul
+from helpers import add2d, check, matmul, rand
 
 import dlc
+from dlc import te
 from dlc.build import prepare
 
 
@@ -58,3 +59,23 @@ def test_unroll_the_maximum_extent():
     sch = dlc.Schedule([A, B, C])
     sch.unroll(sch.get_loops(C)[1])
     check(sch, inputs, ref, interp=False)
+
+
+@pytest.mark.parametrize("unroll_first", [False, True])
+def test_unroll_a_stage_computed_at_a_block(unroll_first):
+    """P's column loop is nominally 1024 iterations, 8 once P is computed at C.j.outer:
+    the limit is checked against the 8, whichever order the primitives come in."""
+    A = te.placeholder((3, 1024), name="A")
+    P = te.compute((3, 1024), lambda i, j: A[i, j] * 2.0, name="P")
+    C = te.compute((3, 1024), lambda i, j: P[i, j] + 1.0, name="C")
+    sch = dlc.Schedule([A, C])
+    _, pj = sch.get_loops(P)
+    if unroll_first:
+        sch.unroll(pj)
+    jo, _ = sch.split(sch.get_loops(C)[1], factor=8)
+    sch.compute_at(P, jo)
+    if not unroll_first:
+        sch.unroll(pj)
+    assert "for j in unrolled(8):" in str(dlc.lower(sch))
+    a = rand((3, 1024), seed=6)
+    check(sch, [a], a * 2 + 1, interp=False)

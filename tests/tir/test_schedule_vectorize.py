@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pytest
 from helpers import add2d, check, matmul, rand
@@ -138,3 +140,65 @@ def test_vectorize_twice_is_a_no_op_and_kind_is_visible():
     sch.vectorize(j)
     sch.vectorize(j)
     assert j.kind is dlc.ForKind.VECTORIZED
+
+
+# -- lanes of a stage computed at a consumer's loop ------------------------------------------
+def tutorial_gemm(m, n, k, vectorize_first=False):
+    """The blocked GEMM of TVM's "How to optimize GEMM on CPU": C accumulated in a local
+    32 x 32 tile computed at C's tile loop, its column loop vectorized. That loop of C.local
+    is n long until bound inference shrinks it to the tile; with ``vectorize_first`` the
+    annotations come before compute_at. Returns (schedule, tensors, inputs, reference)."""
+    A, B, C, inputs, ref = matmul(m, n, k)
+    sch = dlc.Schedule([A, B, C])
+    CC = sch.cache_write(C, "local")
+    ci, cj, ck = sch.get_loops(CC)
+    ko, ki = sch.split(ck, factor=4)
+    sch.reorder(ko, ci, ki, cj)
+    if vectorize_first:
+        sch.vectorize(cj)
+        sch.unroll(ki)
+    i, j = sch.get_loops(C)
+    io, jo, ii, ji = sch.tile(i, j, 32, 32)
+    sch.compute_at(CC, jo)
+    if not vectorize_first:
+        sch.vectorize(cj)
+        sch.unroll(ki)
+    return sch, [A, B, C], inputs, ref
+
+
+def test_vectorize_a_cache_write_stage_of_a_1024_gemm_in_tutorial_order():
+    """C.local's column loop is nominally 1024 lanes, but 32 once computed at C.j.outer."""
+    sch, *_ = tutorial_gemm(1024, 1024, 1024)
+    assert sch.get_loops("C.local")[-1].extent == 1024
+    assert str(dlc.lower(sch)) == textwrap.dedent("""
+        func main(A: float32[1024, 1024], B: float32[1024, 1024], C: float32[1024, 1024]):
+          for i.outer in range(32):
+            for j.outer in range(32):
+              alloc C.local: float32[32, 32]  # local
+              for i in range(32):
+                for j in vectorized(32):
+                  C.local[i, j] = 0.0
+              for k.outer in range(256):
+                for i in range(32):
+                  for k.inner in unrolled(4):
+                    for j in vectorized(32):
+                      C.local[i, j] = C.local[i, j] + A[i.outer * 32 + i, k.outer * 4 + k.inner] * B[k.outer * 4 + k.inner, j.outer * 32 + j]
+              for i.inner in range(32):
+                for j.inner in range(32):
+                  C[i.outer * 32 + i.inner, j.outer * 32 + j.inner] = C.local[i.inner, j.inner]
+        """).strip("\n")  # noqa: E501
+
+
+@pytest.mark.parametrize("m, n, k", [(256, 256, 256), (100, 70, 37), (20, 1030, 9), (33, 45, 7)])
+def test_tutorial_gemm_builds_and_matches_numpy(m, n, k):
+    sch, _, inputs, ref = tutorial_gemm(m, n, k)
+    check(sch, inputs, ref, rtol=1e-4, atol=1e-4, interp=m * n * k <= 20_000)
+
+
+def test_vectorize_and_unroll_before_compute_at_give_the_same_loop_nest():
+    after, _, inputs, ref = tutorial_gemm(20, 1030, 9)
+    before, tensors, _, _ = tutorial_gemm(20, 1030, 9, vectorize_first=True)
+    assert str(dlc.lower(before)) == str(dlc.lower(after))
+    check(before, inputs, ref, rtol=1e-4, interp=False)
+    replayed = dlc.Schedule.from_trace(tensors, before.trace.to_json())
+    assert str(dlc.lower(replayed)) == str(dlc.lower(before))

@@ -1,4 +1,13 @@
-"""LLVM target machines, the optimization pipeline, object emission and linking."""
+"""LLVM target machines, the optimization pipeline, object emission and linking.
+
+Thread safety: every function here that calls into LLVM holds ``_LLVM_LOCK`` while it
+does, so dlc.build and dlc.compile may run in several threads at once. llvmlite already
+lets one thread at a time into LLVM, call by call (a lock in llvmlite.binding.ffi); this
+lock makes dlc's multi-call sections atomic without relying on that internal, and it
+guards file descriptor 2, which is process-wide and which target_machine redirects to read
+LLVM's warnings. Generating LLVM IR in Python (codegen.py), linking (``ld``, in a private
+temporary directory) and loading run outside it, in parallel.
+"""
 
 from __future__ import annotations
 
@@ -9,38 +18,48 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 
 from dlc.errors import CodegenError, TargetError
+
+_LLVM_LOCK = threading.Lock()
 
 
 @functools.cache
 def _llvm():
     import llvmlite.binding as llvm
 
-    llvm.initialize_native_target()
-    llvm.initialize_native_asmprinter()
+    with _LLVM_LOCK:
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
     return llvm
 
 
 @functools.cache
 def host_cpu_name() -> str:
     """LLVM's name of the CPU this process runs on (e.g. "znver4")."""
-    return _llvm().get_host_cpu_name()
+    llvm = _llvm()
+    with _LLVM_LOCK:
+        return llvm.get_host_cpu_name()
 
 
 @functools.cache
 def host_cpu_features() -> str:
     """LLVM feature string of the host CPU ("+avx2,+fma,...")."""
-    return _llvm().get_host_cpu_features().flatten()
+    llvm = _llvm()
+    with _LLVM_LOCK:
+        return llvm.get_host_cpu_features().flatten()
 
 
 @functools.cache
 def target_machine(cpu: str, features: str, opt_level: int = 3):
     """A position-independent x86-64 target machine for the given CPU and features."""
     llvm = _llvm()
-    target = llvm.Target.from_triple(llvm.get_process_triple())
     try:
-        with _stderr_captured() as captured:
+        # the lock keeps another thread's LLVM warnings out of ``captured`` and this
+        # thread's in it, and fd 2 pointing where it did before
+        with _LLVM_LOCK, _stderr_captured() as captured:
+            target = llvm.Target.from_triple(llvm.get_process_triple())
             tm = target.create_target_machine(cpu=cpu, features=features, opt=opt_level,
                                               reloc="pic", codemodel="default")
     except RuntimeError as err:  # pragma: no cover - llvm reports unknown CPUs this way
@@ -83,29 +102,38 @@ def _stderr_captured():
 def optimize(llvm_ir: str, tm, opt_level: int = 3):
     """Parse LLVM IR text, verify it and run the standard -O<opt_level> pipeline."""
     llvm = _llvm()
-    try:
-        mod = llvm.parse_assembly(llvm_ir)
-        mod.verify()
-    except RuntimeError as err:
-        raise CodegenError(f"dlc generated invalid LLVM IR (a dlc bug): {err}") from err
-    mod.triple = tm.triple
-    mod.data_layout = str(tm.target_data)
-    if opt_level > 0:
-        options = llvm.create_pipeline_tuning_options(speed_level=opt_level)
-        options.loop_vectorization = True
-        options.slp_vectorization = True
-        builder = llvm.create_pass_builder(tm, options)
-        builder.getModulePassManager().run(mod, builder)
+    with _LLVM_LOCK:
+        try:
+            mod = llvm.parse_assembly(llvm_ir)
+            mod.verify()
+        except RuntimeError as err:
+            raise CodegenError(f"dlc generated invalid LLVM IR (a dlc bug): {err}") from err
+        mod.triple = tm.triple
+        mod.data_layout = str(tm.target_data)
+        if opt_level > 0:
+            options = llvm.create_pipeline_tuning_options(speed_level=opt_level)
+            options.loop_vectorization = True
+            options.slp_vectorization = True
+            builder = llvm.create_pass_builder(tm, options)
+            builder.getModulePassManager().run(mod, builder)
     return mod
 
 
 def emit_object(mod, tm) -> bytes:
     """Native object code of an optimized module."""
-    return tm.emit_object(mod)
+    with _LLVM_LOCK:
+        return tm.emit_object(mod)
 
 
 def emit_assembly(mod, tm) -> str:
-    return tm.emit_assembly(mod)
+    with _LLVM_LOCK:
+        return tm.emit_assembly(mod)
+
+
+def module_text(mod) -> str:
+    """LLVM IR text of a parsed module."""
+    with _LLVM_LOCK:
+        return str(mod)
 
 
 @functools.cache

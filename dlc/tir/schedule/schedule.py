@@ -13,15 +13,13 @@ import operator
 from dlc.errors import ScheduleError
 from dlc.te.tensor import ComputeOp, PlaceholderOp, Tensor
 from dlc.tir.schedule import dataflow
-from dlc.tir.schedule.stage import Attach, Fuse, LoopVar, Split, Stage
+from dlc.tir.schedule.stage import Attach, Fuse, LoopVar, Split, Stage, check_width
 from dlc.tir.schedule.trace import Trace
 from dlc.tir.stmt import ForKind
 
 SCOPES = ("global", "shared", "local")
 THREAD_TAGS = ("blockIdx.x", "blockIdx.y", "blockIdx.z", "threadIdx.x", "threadIdx.y",
                "threadIdx.z", "vthread")
-MAX_VECTOR_LANES = 512
-MAX_UNROLL = 512
 
 
 class Loop:
@@ -358,6 +356,12 @@ class Schedule:
 
         ``for j in range(16): C[j] = A[j] + B[j]`` becomes one vector statement
         ``C[ramp(0, 1, 16)] = A[ramp(0, 1, 16)] + B[ramp(0, 1, 16)]`` when built.
+
+        At most MAX_VECTOR_LANES lanes. The loops of an output stage keep their extents,
+        so a longer one is refused here. Any other stage may be computed at a consumer's
+        loop (by compute_at, before or after this call), which shrinks its loops to the
+        region one iteration needs, so its lanes are checked when lowering, once bound
+        inference knows them: a 1024-column loop computed at a 32-column tile has 32.
         """
         stage, lv = self._resolve(loop)
         if lv.is_reduce:
@@ -365,10 +369,8 @@ class Schedule:
                 f"vectorize {stage.name}.{lv.name}: it is a reduction loop, so each iteration "
                 f"depends on the previous one through {stage.name} (a loop-carried "
                 "dependency); vectorize a spatial loop, or rfactor the reduction first")
-        if lv.extent > MAX_VECTOR_LANES:
-            raise ScheduleError(f"vectorize {stage.name}.{lv.name}: {lv.extent} lanes is more "
-                                f"than {MAX_VECTOR_LANES}; split the loop and vectorize the "
-                                "inner part")
+        if stage.is_output:
+            check_width(ForKind.VECTORIZED, stage.name, lv.name, lv.extent)
         pos = stage.leaves.index(lv)
         for k, other in enumerate(stage.leaves):
             if other is not lv and other.kind is ForKind.VECTORIZED:
@@ -382,12 +384,14 @@ class Schedule:
         self._record({"primitive": "vectorize", "stage": stage.name, "loop": lv.name})
 
     def unroll(self, loop: Loop) -> None:
-        """Replicate the body of a loop once per iteration."""
+        """Replicate the body of a loop once per iteration.
+
+        At most MAX_UNROLL iterations, checked here for an output stage and when lowering
+        for the others (whose loops compute_at may shrink), as for ``vectorize``.
+        """
         stage, lv = self._resolve(loop)
-        if lv.extent > MAX_UNROLL:
-            raise ScheduleError(f"unroll {stage.name}.{lv.name}: {lv.extent} iterations is "
-                                f"more than {MAX_UNROLL}; split the loop and unroll the inner "
-                                "part")
+        if stage.is_output:
+            check_width(ForKind.UNROLLED, stage.name, lv.name, lv.extent)
         self._annotate(loop, ForKind.UNROLLED, "unroll")
         self._record({"primitive": "unroll", "stage": stage.name, "loop": lv.name})
 

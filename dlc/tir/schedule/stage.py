@@ -6,8 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dlc import dtypes
+from dlc.errors import ScheduleError
 from dlc.expr import nodes as n
 from dlc.tir.stmt import ForKind
+
+#: The longest loops ``vectorize`` (lanes) and ``unroll`` (copies of the body) accept.
+MAX_VECTOR_LANES = 512
+MAX_UNROLL = 512
 
 
 class LoopVar:
@@ -102,3 +107,17 @@ class Stage:
         while f"{wanted}{k}" in taken:
             k += 1
         return f"{wanted}{k}"
+
+
+def check_width(kind: ForKind, stage: str, loop: str, extent: int, known: str = "") -> None:
+    """Refuse a vectorized loop of more than MAX_VECTOR_LANES iterations, or an unrolled
+    one of more than MAX_UNROLL; ``known`` says how ``extent`` became known."""
+    if kind is ForKind.VECTORIZED:
+        what, limit, unit = "vectorize", MAX_VECTOR_LANES, "lanes"
+    elif kind is ForKind.UNROLLED:
+        what, limit, unit = "unroll", MAX_UNROLL, "iterations"
+    else:
+        return
+    if extent > limit:
+        raise ScheduleError(f"{what} {stage}.{loop}: {extent} {unit}{known} is more than "
+                            f"{limit}; split the loop and {what} the inner part")

@@ -12,6 +12,7 @@ from dlc.te.expr_api import identity_of
 from dlc.tir import stmt as s
 from dlc.tir.schedule import bound
 from dlc.tir.schedule.bound import SymInterval
+from dlc.tir.schedule.stage import check_width
 
 _INDEX = dtypes.INDEX_DTYPE
 
@@ -161,6 +162,19 @@ class _Lowerer:
             rngs[axis] = (0, axis.extent)
         return stage, ivs, rngs
 
+    def check_widths(self) -> None:
+        """Refuse vectorized and unrolled loops that are too long, now that their extents
+        are known: ``vectorize`` and ``unroll`` check only output stages, because compute_at
+        shrinks the loops of the others to the region of the loop they are computed at."""
+        for st in self.live:
+            if st.attach.kind == "at":
+                known = f" (its extent with {st.name} computed at {st.attach.stage}." \
+                        f"{st.attach.loop})"
+            else:
+                known = f" (its extent with {st.name} computed at root)"
+            for lv in st.leaves:
+                check_width(lv.kind, st.name, lv.name, self.ext[st.name][id(lv)], known)
+
     # -- statements ------------------------------------------------------------------------
     def lower_reads(self, expr):
         lowerer = self
@@ -267,6 +281,7 @@ class _Lowerer:
         for st in self.live:
             self.effective_body(st)
         self.infer_bounds()
+        self.check_widths()
         for st in self.live:
             if st.name not in self.buffers:
                 shape = tuple(ext for _, ext in self.regions[st.name])
