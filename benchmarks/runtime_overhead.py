@@ -40,7 +40,9 @@ def build_onnx(path: str, n_nodes: int = 100, size: int = 16) -> None:
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [size])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [size])],
                               initializer=inits)
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    # the IR version opset 17 needs, not onnx's newest (older onnxruntime refuses that)
+    model = helper.make_model_gen_version(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, path)
 
 
 def median_time(fn, repeat: int) -> float:
