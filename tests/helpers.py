@@ -107,3 +107,28 @@ def add2d(m, n, dtype="float32"):
     C = te.compute((m, n), lambda i, j: A[i, j] + B[j], name="C")
     a, b = rand((m, n), dtype, seed=3), rand((n,), dtype, seed=4)
     return A, B, C, [a, b], a + b
+
+
+def race(work, threads: int, switch_interval: float = 1e-6) -> None:
+    """Run ``work(k)`` for k in range(threads), each in its own thread, all released at
+    once and with the interpreter switching threads every ``switch_interval`` seconds, so
+    that unguarded shared state shows its races."""
+    import sys
+    import threading
+
+    start = threading.Barrier(threads)
+
+    def run(k):
+        start.wait()
+        work(k)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(switch_interval)
+    try:
+        workers = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)

@@ -3,8 +3,7 @@ of its own shared subexpressions (``%0 = ...``), never with another thread's."""
 
 from __future__ import annotations
 
-import sys
-import threading
+from helpers import race
 
 import dlc
 from dlc import te
@@ -30,22 +29,11 @@ def test_threads_print_with_their_own_names():
     funcs = [_shared_subexpressions() for _ in range(4)]
     want = str(funcs[0])
     assert "B[i] = %0 * %0 + %0 * 3.0 - %0 / 7.0" in want
-    start = threading.Barrier(len(funcs))
     differ = [0] * len(funcs)
 
     def work(k):
-        start.wait()
         for _ in range(400):
             differ[k] += str(funcs[k]) != want
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    try:
-        threads = [threading.Thread(target=work, args=(k,)) for k in range(len(funcs))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(interval)
+    race(work, len(funcs), switch_interval=1e-5)
     assert differ == [0] * len(funcs)

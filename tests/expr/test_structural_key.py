@@ -3,8 +3,7 @@ keys, whichever thread meets their shape first."""
 
 from __future__ import annotations
 
-import sys
-import threading
+from helpers import race
 
 from dlc import dtypes
 from dlc.expr import nodes as n
@@ -18,22 +17,11 @@ def test_threads_meeting_new_shapes_at_once_agree_on_keys():
     x = n.Var("x", dtypes.INDEX_DTYPE)
     count, threads = 20000, 4
     keys: list = [None] * threads
-    start = threading.Barrier(threads)
 
     def work(k):
-        start.wait()
         keys[k] = [structural_key(n.Add(x, n.Const(-7_000_000 - i, dtypes.INDEX_DTYPE)))
                    for i in range(count)]
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        workers = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
-        for t in workers:
-            t.start()
-        for t in workers:
-            t.join()
-    finally:
-        sys.setswitchinterval(interval)
+    race(work, threads)
     split = [i for i in range(count) if len({keys[k][i] for k in range(threads)}) > 1]
     assert split == []

@@ -319,31 +319,19 @@ def test_body_tables_used_from_several_threads():
     """Models with control flow may run in several threads: the per-body tables are swept
     of dead bodies and added to by one thread at a time (else: 'dictionary changed size
     during iteration', or a KeyError when two threads delete one dead entry)."""
-    import sys
-    import threading
+    from helpers import race
 
     from dlc.graph.ir import Graph
 
     table: dict = {}
     errors: list = []
-    start = threading.Barrier(4)
 
-    def work():
-        start.wait()
+    def work(_):
         try:
             for _ in range(20000):  # each graph dies at once, leaving a dead entry
                 control._per_body(table, Graph("body", [], [], [], {}))
         except Exception as err:  # noqa: BLE001 - collected for the assertion
             errors.append(f"{type(err).__name__}: {err}")
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        threads = [threading.Thread(target=work) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(interval)
+    race(work, 4)
     assert errors == []
