@@ -20,8 +20,8 @@ MAPPING = {"dlc": "dlc", "dlc.frontends": "frontends", "dlc.schedules": "schedul
 
 
 def _pyproject() -> dict:
-    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from "
-                                                    "Python 3.11")
+    import tomllib  # standard library (dlc needs Python 3.11+)
+
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
         return tomllib.load(f)
 
@@ -121,7 +121,6 @@ print(json.dumps({m: sys.modules[m].__file__ for m in
 
 def test_installed_tree_imports(tmp_path):
     """What setuptools installs (build_py on a copy of the sources) is a complete dlc."""
-    pytest.importorskip("setuptools")
     src = tmp_path / "src"
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
