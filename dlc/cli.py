@@ -393,7 +393,7 @@ def cmd_bench(args) -> int:
             raise UsageError(f"--compare-onnxruntime {args.compare_onnxruntime}: onnxruntime "
                              f"cannot run it on the dlc model's inputs: {_one_line(err)}") \
                 from None
-        agreement = _compare_outputs(_output_names(model), model.run(feeds), theirs)
+        agreement = _compare_outputs(model.output_names, model.run(feeds), theirs)
         if agreement is None:
             return EXIT_INTERNAL
     rows = [("dlc", _time(lambda: model.run(feeds), args.repeat, args.warmup, progress,
@@ -421,13 +421,6 @@ def _model_threads(model) -> int | None:
     """Threads a model's parallel loops use (None for a model compiled per shape)."""
     executor = getattr(model, "executor", None)
     return executor.module.num_threads if executor is not None else None
-
-
-def _output_names(model) -> list:
-    executor = getattr(model, "executor", None)
-    if executor is not None:
-        return [spec["name"] for spec in executor.outputs]
-    return list(model.output_names)
 
 
 def _compare_outputs(names: list, ours: list, theirs: list) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 
@@ -106,6 +107,28 @@ def max_value(dtype: str):
     return int(np.iinfo(dtype).max)
 
 
+def astype(x: np.ndarray, dtype: str) -> np.ndarray:
+    """``x.astype(dtype)`` with the code generator's semantics where C and NumPy leave them
+    open: a float converted to an integer truncates, saturates to the integer's limits
+    (infinities too) and gives 0 for NaN; a conversion to bfloat16 goes through float32
+    (whatever ml_dtypes' own rounding is). The loop-IR interpreter and the ops' NumPy
+    references both convert with this."""
+    src = canonical(x.dtype)
+    if not (is_float(src) and is_int(dtype)):
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf is intended
+            if dtype == "bfloat16" and src != "float32":
+                x = x.astype(np.float32)  # through float32, as compiled code converts
+            return x.astype(to_numpy(dtype))
+    wide = x.astype(np.float64)
+    lo, hi = min_value(dtype), max_value(dtype)
+    out = np.zeros(wide.shape, to_numpy(dtype))
+    inside = (wide > lo - 1) & (wide < hi + 1)  # NaN is neither inside nor beyond: 0
+    out[inside] = np.trunc(wide[inside]).astype(out.dtype)
+    out[wide >= hi + 1] = hi
+    out[wide <= lo - 1] = lo
+    return out
+
+
 #: (exponent bits, mantissa bits) of the float dtypes narrower than float64.
 _FLOAT_FORMATS = {"float16": (5, 10), "bfloat16": (8, 7), "float32": (8, 23)}
 
@@ -118,24 +141,22 @@ def round_float(value, dtype: str) -> float:
     Constants are rounded with this, not through float32 (double rounding: 1 + 2**-8 +
     2**-30 is 1.0078125 in bfloat16, not 1.0) nor through whichever library is installed.
     """
-    if dtype == "float64":
-        return float(value)
+    if dtype == "float64" or value == 0 or value != value or value in (math.inf, -math.inf):
+        return float(value)  # zeros keep their sign
+    return _round_nonzero(value, dtype)
+
+
+@functools.lru_cache(maxsize=4096)  # codegen, the interpreter and the simplifier ask often
+def _round_nonzero(value, dtype: str) -> float:
     exp_bits, man_bits = _FLOAT_FORMATS[dtype]
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value) or value == 0):
-        return value
-    exact = Fraction(value)
-    if exact == 0:
-        return 0.0
     bias = (1 << (exp_bits - 1)) - 1
-    magnitude = abs(exact)
-    exponent = math.floor(math.log2(magnitude))  # refined below: log2 may be off by one
-    while Fraction(2) ** exponent > magnitude:
+    magnitude = abs(Fraction(value))
+    # 2**exponent <= magnitude < 2**(exponent + 1), from the sizes of numerator and denominator
+    exponent = magnitude.numerator.bit_length() - magnitude.denominator.bit_length()
+    if Fraction(2) ** exponent > magnitude:
         exponent -= 1
-    while Fraction(2) ** (exponent + 1) <= magnitude:
-        exponent += 1
-    quantum = max(exponent, 1 - bias) - man_bits  # the ulp is 2**quantum (subnormals too)
-    steps = round(magnitude / Fraction(2) ** quantum)  # Fraction rounds half to even
+    quantum = Fraction(2) ** (max(exponent, 1 - bias) - man_bits)  # the ulp, subnormals too
+    rounded = round(magnitude / quantum) * quantum  # Fraction rounds half to even
     largest = (2 - Fraction(1, 1 << man_bits)) * Fraction(2) ** bias
-    rounded = steps * Fraction(2) ** quantum
-    result = math.inf if rounded > largest else float(rounded)
-    return math.copysign(result, exact)
+    return math.copysign(math.inf if rounded > largest else float(rounded),
+                         -1 if value < 0 else 1)

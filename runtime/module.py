@@ -251,9 +251,8 @@ def _keep_openmp_loaded() -> None:
 
 
 def _unload(lib) -> None:
-    """dlclose a library that no module uses any more (its memory mapping goes away)."""
-    if _openmp_pin is None:
-        _keep_openmp_loaded()
+    """dlclose a library that no module uses any more (its memory mapping goes away).
+    libgomp, if it brought it in, was pinned when it was loaded."""
     dlclose = ctypes.CDLL(None).dlclose
     dlclose.argtypes = [ctypes.c_void_p]
     dlclose(lib._handle)

@@ -31,10 +31,10 @@ class CompiledCache:
     evicted one is unloaded once nothing uses it, and compiled again if needed)."""
 
     def __init__(self, maxsize: int = DEFAULT_CACHE_SIZE):
-        self.maxsize = maxsize
         self._items: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
         self.compiles = 0  # how many pieces were compiled (a miss each)
+        self.maxsize = maxsize
 
     @property
     def maxsize(self) -> int:
@@ -44,8 +44,8 @@ class CompiledCache:
     def maxsize(self, value: int) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise DlcError(f"the compiled-piece cache holds at least 1 entry, got {value!r}")
-        self._maxsize = value
-        if hasattr(self, "_items"):
+        with self._lock:
+            self._maxsize = value
             self._evict()
 
     def __len__(self) -> int:

@@ -130,7 +130,7 @@ class NpOps:
 
     @staticmethod
     def cast(x, dtype):
-        return np_cast(np.asarray(x), dtype)
+        return dtypes.astype(np.asarray(x), dtype)
 
     @staticmethod
     def reinterpret(x, dtype):
@@ -139,26 +139,6 @@ class NpOps:
     @staticmethod
     def round(x):
         return np.rint(x)
-
-
-def np_cast(x: np.ndarray, dtype: str) -> np.ndarray:
-    """NumPy's ``astype`` with the code generator's semantics where C leaves them open: a
-    float beyond an integer dtype's range saturates to its limits and NaN becomes 0; a
-    conversion to bfloat16 goes through float32 (whatever ml_dtypes' own rounding is)."""
-    src = dtypes.canonical(x.dtype)
-    if not (dtypes.is_float(src) and dtypes.is_int(dtype)):
-        with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf is intended
-            if dtype == "bfloat16" and src != "float32":
-                x = x.astype(np.float32)  # through float32, as compiled code converts
-            return x.astype(dtypes.to_numpy(dtype))
-    wide = x.astype(np.float64)
-    lo, hi = dtypes.min_value(dtype), dtypes.max_value(dtype)
-    out = np.zeros(wide.shape, dtypes.to_numpy(dtype))
-    inside = (wide > lo - 1) & (wide < hi + 1)  # both bounds are exact in float64
-    out[inside] = np.trunc(wide[inside]).astype(out.dtype)
-    out[wide >= hi + 1] = hi
-    out[wide <= lo - 1] = lo
-    return out
 
 
 # -- public entry points ----------------------------------------------------------------

@@ -36,25 +36,8 @@ def _np(dtype):
 
 
 def _cast(value, dtype):
-    target = _np(dtype)
-    arr = np.asarray(value)
-    if dtype == "bool":
-        out = arr != 0
-    elif dtypes.is_int(dtype) and (arr.dtype.kind == "f" or arr.dtype.name == "bfloat16"):
-        arr = arr.astype(np.float32) if arr.dtype.name == "bfloat16" else arr
-        info = np.iinfo(target)
-        clean = np.where(np.isnan(arr), 0, arr)
-        clipped = np.clip(np.trunc(clean), info.min, info.max)
-        out = np.where(clipped >= 2.0**63, info.max, clipped)  # avoid float->int64 overflow
-        out = np.array(out, dtype=np.float64)
-        big = out >= float(info.max)
-        out = np.where(big, 0, out).astype(target)
-        out = np.where(big, target.type(info.max), out)
-    elif dtype == "bfloat16" and arr.dtype != np.float32:
-        out = arr.astype(np.float32).astype(target)  # through float32, as codegen converts
-    else:
-        out = arr.astype(target)
-    return out if out.ndim else target.type(out)
+    out = dtypes.astype(np.asarray(value), dtype)
+    return out if out.ndim else out.dtype.type(out)
 
 
 def _int_div(a, b, floor: bool):

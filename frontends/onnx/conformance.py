@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dlc import env
+
 TRAINING_OPS = {"Adagrad", "Adam", "Momentum", "Gradient"}
 RANDOM_OPS = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
               "Multinomial", "Bernoulli"}
@@ -333,8 +335,6 @@ def _classify(case: Case):
     except Mismatch as err:
         return "fail", "wrong result: " + _one_line(str(err)), time.perf_counter() - start
     except Exception as err:  # noqa: BLE001
-        from dlc import env
-
         text = _one_line(f"{type(err).__name__}: {err}")
         if env.conformance_traceback():
             traceback.print_exc()

@@ -9,7 +9,7 @@ from helpers import run_interpreter, run_native
 from onnx import numpy_helper
 
 import dlc
-from dlc import te
+from dlc import dtypes, te
 from dlc.graph import GraphBuilder
 from dlc.ops import small_floats as sf
 
@@ -68,7 +68,7 @@ def test_decode_to_other_dtypes(dtype):
     targets = ["float16", "bfloat16", "float64", "int8", "uint8", "int32", "int64", "bool"]
     outs = compile_casts(x, [(t, {}) for t in targets])
     for t, got in zip(targets, outs):
-        want = sf.np_cast(wide, t)  # exact float32, then dlc's conversion from float32
+        want = dtypes.astype(wide, t)  # exact float32, then dlc's conversion from float32
         same_bits(got, want, t)
         same_bits(sf.convert_array(x, t), want, f"{t} reference")
         if t in ("float16", "bfloat16", "float64"):
@@ -298,7 +298,7 @@ def test_between_storage_dtypes(src):
     targets = [t for t in STORAGE if t != src]
     for t in targets:
         if t in sf.SMALL_INTS and src in sf.SMALL_INTS:
-            want = sf.convert_array(sf.np_cast(wide, "int32"), t)
+            want = sf.convert_array(dtypes.astype(wide, "int32"), t)
         else:
             want = sf.convert_array(wide, t, saturate=True)
         same_bits(sf.convert_array(x, t, saturate=True), want, f"{src} -> {t}")
