@@ -7,6 +7,7 @@ name) and ``lanes`` (1 for scalars, >1 for vectors made by the vectorizer).
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -479,6 +480,8 @@ def const(value, dtype: str | None = None) -> Const:
     if dtype == "bool":
         value = bool(value)
     elif dtypes.is_float(dtype):
+        if isinstance(value, numbers.Integral) and abs(int(value)) > 2**53:
+            value = dtypes.round_float(int(value), dtype)  # once, not through float64 first
         value = float(value)
     else:
         if isinstance(value, float) and not value.is_integer():

@@ -329,6 +329,9 @@ def test_round_float_ties_and_subnormals():
     assert round_float(65520.0 - 2**-30, "float16") == 65504.0
     assert round_float(2**53 + 1, "float32") == 2.0**53            # ints are exact inputs too
     assert round_float(2**24 + 3, "float32") == 2**24 + 4
+    # an integer constant beyond float64's precision rounds once too: through float64 it
+    # would lose its last 1, tie, and round to even (2**60)
+    assert te.const(2**60 + 2**36 + 1, "float32").value == 2**60 + 2**37
 
 
 def _constant(value, dtype):
