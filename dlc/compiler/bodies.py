@@ -1,5 +1,6 @@
 """Compile and run control-flow bodies (If/Loop/Scan) for host ops, cached per body graph
-and input types. Installed as ``dlc.ops.registry.BODY_RUNNER`` when dlc.compiler loads."""
+and input types. The compiler hands ``body_runner(target)`` to host ops as
+``OpContext.run_body``."""
 
 from __future__ import annotations
 

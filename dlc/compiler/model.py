@@ -13,17 +13,6 @@ from dlc.graph.ir import Graph, TensorType
 from dlc.target import Target
 
 
-def _install_body_runner() -> None:
-    from dlc.compiler.bodies import body_runner
-    from dlc.ops import registry
-
-    if registry.BODY_RUNNER is None:
-        registry.BODY_RUNNER = body_runner()
-
-
-_install_body_runner()
-
-
 class CompiledModel:
     """A graph compiled to native code; ``run`` takes arrays (or a dict) and returns the
     outputs as a list of arrays in graph order."""

@@ -26,7 +26,6 @@ def run_graph(graph: Graph, inputs: dict, outer: dict | None = None) -> list:
         in_types = [TensorType.of(a) if a is not None else None for a in arrays]
         ctx = registry.make_context(op, node.name, node.attrs, in_types, arrays)
         ctx.outer_env = env
-        ctx.run_body = _numpy_body_runner
         registry.infer_node(op, ctx)
         results = op.reference(ctx, *arrays)
         for name, value in zip(node.outputs, results):
@@ -34,7 +33,3 @@ def run_graph(graph: Graph, inputs: dict, outer: dict | None = None) -> list:
                 env[name] = np.asarray(value)
     return [env[name] for name in graph.outputs]
 
-
-def _numpy_body_runner(graph: Graph, arrays) -> list:
-    """Run a control-flow body with NumPy references too (keeps the oracle pure)."""
-    return run_graph(graph, dict(zip(graph.inputs, arrays)))

@@ -1,10 +1,11 @@
 """Control flow: If, Loop, Scan, and BatchedScan (ONNX Scan-8, with a batch axis).
 
 Bodies are dlc Graphs held in attributes. These are host drivers (``host = True``): the
-branch choice and the iteration run in Python, and every body execution calls the body
-compiled with dlc (``dlc.compile`` on the body with concrete input types, cached per
-body and input types). A caller may instead provide ``ctx.run_body(graph, arrays)``
-(e.g. an interpreter that evaluates bodies with NumPy); it is used when present.
+branch choice and the iteration run in Python, and every body execution calls
+``ctx.run_body(graph, arrays)``: the compiler sets it to run the body compiled with dlc
+(cached per body and input types, ``dlc.compiler.bodies``); without one (constant folding
+in graph passes, the NumPy interpreter) bodies run with the ops' NumPy references, like
+every other folded op.
 
 Tensors of the enclosing graph reach a body as *captured* inputs: they follow the ONNX
 inputs of the node and the body's own inputs, in the same order (``capture_outer``
@@ -85,7 +86,7 @@ def run_body(ctx, graph: Graph, arrays) -> list:
                         f"{len(arrays)}")
     missing = free_names(graph)
     if missing:
-        outer = getattr(ctx, "outer_env", None) or {}
+        outer = ctx.outer_env or {}
         unknown = [x for x in missing if x not in outer]
         if unknown:
             raise ctx.error(f"body {graph.name!r} reads {', '.join(map(repr, unknown))}, "
@@ -93,13 +94,14 @@ def run_body(ctx, graph: Graph, arrays) -> list:
                             "as captured inputs (see dlc.ops.control.capture_outer)")
         graph = _with_outer(graph, missing)
         arrays = arrays + [np.asarray(outer[x]) for x in missing]
-    from dlc.ops import registry
-
-    runner = getattr(ctx, "run_body", None) or registry.BODY_RUNNER
-    if runner is None:
-        raise ctx.error("no way to run control-flow bodies: import dlc.compiler, or run "
-                        "the graph with dlc.graph.run_graph")
+    runner = ctx.run_body or _run_with_references
     return [np.asarray(v) for v in runner(graph, arrays)]
+
+
+def _run_with_references(graph: Graph, arrays) -> list:
+    from dlc.graph.interpreter import run_graph
+
+    return run_graph(graph, dict(zip(graph.inputs, arrays)))
 
 
 def _with_outer(graph: Graph, names) -> Graph:

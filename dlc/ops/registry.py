@@ -4,6 +4,7 @@ reference and a tensor-expression compute. Ops know nothing of ONNX protobufs.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +42,11 @@ class OpContext:
     in_types: list          # TensorType or None (omitted optional input)
     in_values: list         # np.ndarray when the input is a known constant, else None
     out_types: list = field(default_factory=list)
+    #: How control-flow ops run a body: ``run_body(graph, arrays) -> outputs``. The
+    #: compiler sets it (bodies compiled with dlc); None runs them with NumPy references.
+    run_body: Callable | None = None
+    #: Values of enclosing graphs that a control-flow body may read by name.
+    outer_env: dict | None = None
 
     def error(self, message: str) -> ModelError:
         where = f" {self.name!r}" if self.name else ""
@@ -121,10 +127,6 @@ class OpDef:
 
 
 OPS: dict[str, OpDef] = {}
-
-#: How host ops run control-flow bodies (set by dlc.compiler: compile and run). A caller
-#: may override it per node with ``ctx.run_body`` (the NumPy interpreter does).
-BODY_RUNNER = None
 
 
 def register(cls):

@@ -57,6 +57,25 @@ def test_if_with_constant_condition_folds_and_interpreter_agrees():
         np.testing.assert_array_equal(got, want)
 
 
+def test_folding_a_constant_if_runs_bodies_with_references_not_the_compiler():
+    """Graph passes fold with NumPy references; only the compiler sets ctx.run_body (no
+    global installed by importing dlc.compiler, no import cycle)."""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, sys; from dlc.graph import GraphBuilder; "
+            "from dlc.graph.passes.infer_types import infer_types; "
+            "b = GraphBuilder('t'); x = b.constant(np.array([1., 2.], 'float32')); "
+            "c = b.constant(np.array(True)); "
+            "then = GraphBuilder('then'); then.output(then.op('Relu', then.input('x', (2,)))); "
+            "other = GraphBuilder('else'); other.output(other.op('Neg', other.input('x', (2,)))); "
+            "b.output(b.op('If', c, x, then_branch=then.build(), else_branch=other.build())); "
+            "g = infer_types(b.build()); print(g.constants[g.outputs[0]].tolist(), "
+            "'dlc.compiler.model' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.split() == ["[1.0,", "2.0]", "False"], out.stderr
+
+
 def test_capture_outer_rewrites_free_names():
     body = body_graph("b", [("a", (2,), "float32")], lambda b, a: [a])
     body.nodes = []
