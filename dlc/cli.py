@@ -287,7 +287,7 @@ def cmd_compile(args) -> int:
           + ", ".join(f"{k} {v}" for k, v in top[:8]) + (", ..." if len(top) > 8 else "") + ")")
     print(f"  fused kernels:  {len(model.kernels)}")
     if args.tuning_log:
-        print(f"  tuned kernels:  {_tuned_count(model, args.tuning_log)} (schedules from "
+        print(f"  tuned kernels:  {sum(k.tuned for k in model.kernels)} (schedules from "
               f"{args.tuning_log})")
     print(f"  compile time:   {seconds:.2f} s")
     print(f"  artifact size:  {_human(size)}")
@@ -295,18 +295,6 @@ def cmd_compile(args) -> int:
     print(f"  planned memory: {_human(plan['arena_bytes'])} of intermediates "
           f"({_human(plan['without_reuse_bytes'])} without buffer reuse)")
     return EXIT_OK
-
-
-def _tuned_count(model, log: str) -> int:
-    """Kernels whose schedule came from the tuning log."""
-    from dlc.autotune.log import best_records, task_key
-    from dlc.compiler.kernels import workload_of
-
-    records = best_records(log, model.target.kind)
-    names = {k.name for k in model.kernels}
-    return sum(1 for k, node in enumerate(model.graph.nodes)
-               if any(n.startswith(f"k{k}_") for n in names)
-               and task_key(workload_of(model.graph, node)) in records)
 
 
 def cmd_run(args) -> int:

@@ -4,7 +4,7 @@
       -> import_model        graph IR with concrete input shapes
       -> infer_types         types everywhere, constant shape computations folded
       -> GRAPH_PIPELINE      graph passes
-      -> node_kernel         per node: tensor expressions + default schedule + loop IR
+      -> lower_graph         per node: tensor expressions + schedule (default or tuned) + loop IR
       -> build_funcs         LLVM: kernels + an entry function that calls them in order
       -> CompiledModel       run with NumPy arrays
 """
@@ -118,7 +118,7 @@ def inspect_stage(model, stage: str, input_shapes=None, target=None,
     """Text of a model at a pipeline stage: "graph" (imported, typed), "fused" (after the
     graph passes), "loops" (loop IR of every kernel, with the schedules of ``tuning_log``
     where it has some) or "llvm" (LLVM IR)."""
-    from dlc.compiler.kernels import ident, node_kernel
+    from dlc.compiler.kernels import lower_graph
 
     target = Target.parse(target).check_available()
     tuning = None
@@ -135,9 +135,7 @@ def inspect_stage(model, stage: str, input_shapes=None, target=None,
     graph = run_graph_passes(graph, opt_level)
     if stage == "fused":
         return str(graph)
-    kernels = [node_kernel(graph, node, f"k{k}_{ident(node.name or node.op)}", tuning)
-               for k, node in enumerate(graph.nodes)
-               if any(out and graph.types[out].size for out in node.outputs)]
+    kernels = lower_graph(graph, target, tuning)
     if stage == "loops":
         return "\n\n".join(str(k.func) for k in kernels)
     if stage == "llvm":

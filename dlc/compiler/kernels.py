@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from dlc import te
-from dlc.errors import DlcError
+from dlc.errors import DlcError, InternalError
 from dlc.graph.ir import Graph, Node
 from dlc.ops import registry
 from dlc.tir import stmt as s
@@ -22,6 +22,34 @@ class Kernel:
     name: str
     func: s.PrimFunc
     args: list  # graph tensor names, inputs then outputs
+    node: str = ""  # the graph node it computes
+    tuned: bool = False  # whether its schedule came from a tuning record
+
+
+def lower_graph(graph: Graph, target=None, tuning: dict | None = None,
+                progress=None) -> list[Kernel]:
+    """One kernel per node of ``graph`` (nodes whose outputs are all empty need none),
+    scheduled by the tuning records of ``tuning`` where it has one, else by default.
+    ``progress(done, total, what)`` is called as kernels are lowered. The one loop from a
+    graph to kernels: compile, inspect and the tuner call it."""
+    kernels = []
+    for k, node in enumerate(graph.nodes):
+        if progress:
+            progress(k, len(graph.nodes), "lowering kernels")
+        if all(not out or graph.types[out].size == 0 for out in node.outputs):
+            continue  # empty outputs need no code
+        kname = f"k{k}_{ident(node.name or node.op)}"
+        try:
+            kernels.append(node_kernel(graph, node, kname, tuning))
+        except DlcError as err:
+            raise type(err)(f"while compiling node {node.name!r} ({node.op}): {err}") \
+                from None
+        except Exception as err:  # noqa: BLE001 - a compiler bug, reported as such
+            raise InternalError(f"while compiling node {node.name!r} ({node.op}): "
+                                f"{type(err).__name__}: {err}") from err
+    if progress:
+        progress(len(graph.nodes), len(graph.nodes), "lowering kernels")
+    return kernels
 
 
 def ident(name: str) -> str:
@@ -103,7 +131,7 @@ def node_kernel(graph: Graph, node: Node, name: str, tuning: dict | None = None)
         apply_schedule(schedule, sch, real_outputs, anchor)
     func = lower(sch)
     arg_names = [x for x, _ in in_args] + [nm for _, nm in kept]
-    return Kernel(name, func, arg_names)
+    return Kernel(name, func, arg_names, node.name, record is not None)
 
 
 def _reachable_placeholders(outputs) -> set:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from dlc import dtypes
-from dlc.compiler.kernels import ident, node_kernel
+from dlc.compiler.kernels import ident, lower_graph
 from dlc.compiler.plan import assign_locations, output_copies
-from dlc.errors import ArgumentError, DlcError, InternalError
+from dlc.errors import ArgumentError
 from dlc.graph.ir import Graph, TensorType
 from dlc.target import Target
 
@@ -33,23 +33,7 @@ class CompiledModel:
         from dlc.build import build_funcs
         from dlc.runtime.executor import Executor
 
-        kernels = []
-        for k, node in enumerate(graph.nodes):
-            if progress:
-                progress(k, len(graph.nodes), "lowering kernels")
-            if all(not out or graph.types[out].size == 0 for out in node.outputs):
-                continue  # empty outputs need no code
-            kname = f"k{k}_{ident(node.name or node.op)}"
-            try:
-                kernels.append(node_kernel(graph, node, kname, tuning))
-            except DlcError as err:
-                raise type(err)(f"while compiling node {node.name!r} ({node.op}): {err}") \
-                    from None
-            except Exception as err:  # noqa: BLE001 - a compiler bug, reported as such
-                raise InternalError(f"while compiling node {node.name!r} ({node.op}): "
-                                    f"{type(err).__name__}: {err}") from err
-        if progress:
-            progress(len(graph.nodes), len(graph.nodes), "lowering kernels")
+        kernels = lower_graph(graph, target, tuning, progress)
         locations, weights, arena = assign_locations(graph, kernels)
         from dlc.compiler.plan import lifetimes, memory_report
 
