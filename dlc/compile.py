@@ -63,16 +63,23 @@ def import_model(model, input_shapes=None) -> Graph:
     return from_onnx(model, input_shapes=input_shapes)
 
 
-def run_graph_passes(graph: Graph, opt_level: int = 3) -> Graph:
-    """Run the GRAPH_PIPELINE passes enabled at ``opt_level``; with DLC_DUMP_IR=dir, write
-    the graph after each ("(unchanged)" when a pass did nothing)."""
+#: The passes whose result depends on the target (layout and panel widths follow its
+#: vector width); they take it as a second argument.
+TARGET_PASSES = (alter_conv_layout, pack_dense_weights)
+
+
+def run_graph_passes(graph: Graph, opt_level: int = 3, target: Target | None = None) -> Graph:
+    """Run the GRAPH_PIPELINE passes enabled at ``opt_level`` for ``target`` (default: the
+    host CPU); with DLC_DUMP_IR=dir, write the graph after each ("(unchanged)" when a pass
+    did nothing)."""
     from dlc import env
 
+    target = Target.parse(target)
     dump = env.dump_ir_dir()
     for k, (level, pass_fn) in enumerate(GRAPH_PIPELINE):
         if level > opt_level:
             continue
-        new = pass_fn(graph)
+        new = pass_fn(graph, target) if pass_fn in TARGET_PASSES else pass_fn(graph)
         if dump:
             env.write_dump(f"{graph.name}.graph.{k:02d}.{pass_fn.__name__}.txt",
                            "(unchanged)\n" if new is graph else str(new) + "\n")
@@ -105,7 +112,7 @@ def compile(model, target=None, input_shapes=None, name: str | None = None,  # n
     graph = infer_types(source)
     if untyped_nodes(graph):
         return DynamicModel(graph, target, tuning)
-    graph = run_graph_passes(graph, opt_level)
+    graph = run_graph_passes(graph, opt_level, target)
     compiled = CompiledModel.from_graph(graph, target, name=name, tuning=tuning,
                                         progress=progress)
     compiled.source_graph = source
@@ -132,7 +139,7 @@ def inspect_stage(model, stage: str, input_shapes=None, target=None,
     if untyped_nodes(graph):
         raise DlcError("this model's types depend on run-time values; only --stage graph "
                        "can be shown")
-    graph = run_graph_passes(graph, opt_level)
+    graph = run_graph_passes(graph, opt_level, target)
     if stage == "fused":
         return str(graph)
     kernels = lower_graph(graph, target, tuning)

@@ -86,6 +86,16 @@ class Target:
         return host_cpu_features()
 
     @property
+    def hardware(self):
+        """The :class:`dlc.hardware.CpuInfo` schedules derive their defaults from (vector
+        width, registers, FMA units, caches)."""
+        if self.kind != "llvm":
+            raise TargetError(f"target {self.kind!r} has no CPU description")
+        from dlc.hardware import cpu_info
+
+        return cpu_info(self.mcpu, self.mattr)
+
+    @property
     def num_threads(self) -> int | None:
         return self.options.get("num-threads")
 

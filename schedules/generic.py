@@ -2,20 +2,24 @@
 
 Elementwise intermediate stages with a single reader are inlined; every other stage is
 computed at root with its spatial loops fused into one parallel loop when the work is
-large enough, and its innermost spatial axis split and vectorized when it is long enough.
+large enough, and its innermost spatial axis split and vectorized (one vector register of
+the target) when it is long enough.
 """
 
 from __future__ import annotations
 
 from dlc.tir.schedule import Schedule
 
-VECTOR_LANES = {"float32": 16, "int32": 16, "float64": 8, "int64": 8, "float16": 16,
-                "bfloat16": 16, "int8": 32, "uint8": 32, "int16": 32, "bool": 32}
 PARALLEL_MIN_ELEMENTS = 1 << 14
 
 
-def schedule_generic(sch: Schedule, outputs, anchor=None) -> Schedule:
-    """Apply the default schedule to every stage of ``sch`` (see module docstring)."""
+def schedule_generic(sch: Schedule, outputs, anchor=None, cfg=None) -> Schedule:
+    """Apply the default schedule to every stage of ``sch`` (see module docstring); the
+    vector width follows ``cfg.target`` (default: the host CPU)."""
+    if cfg is None:
+        from dlc.schedules import default_config
+
+        cfg = default_config()
     readers = _readers(sch)
     for stage in sch.stage_order():
         if (not stage.is_output and not stage.op.reduce_axes
@@ -24,7 +28,7 @@ def schedule_generic(sch: Schedule, outputs, anchor=None) -> Schedule:
     for stage in sch.stage_order():
         if stage.attach.kind == "inline":
             continue
-        _schedule_root_stage(sch, stage)
+        _schedule_root_stage(sch, stage, cfg)
     return sch
 
 
@@ -37,7 +41,7 @@ def _readers(sch: Schedule) -> dict:
     return readers
 
 
-def _schedule_root_stage(sch: Schedule, stage) -> None:
+def _schedule_root_stage(sch: Schedule, stage, cfg) -> None:
     loops = sch.get_loops(stage.name)
     spatial = [lp for lp in loops if not _is_reduce(stage, lp)]
     if not spatial:
@@ -46,7 +50,7 @@ def _schedule_root_stage(sch: Schedule, stage) -> None:
     total = 1
     for lp in spatial:
         total *= lp.extent
-    lanes = VECTOR_LANES.get(stage.op.dtype, 8)
+    lanes = cfg.target.hardware.lanes(stage.op.dtype)
     inner = spatial[-1]
     vector = None
     if n_reduce == 0 and inner.extent >= 4:

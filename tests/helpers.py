@@ -14,6 +14,11 @@ import dlc
 from dlc import dtypes
 from dlc.tir import interpreter
 
+#: A target with AVX-512 (16 float32 lanes, 32 vector registers) for tests that check the
+#: structure of loop nests or layouts written for it: they lower and build for it, never
+#: run its code (the host may lack AVX-512).
+AVX512 = "llvm -mcpu=sapphirerapids"
+
 
 def rand(shape, dtype="float32", seed=0, low=-2, high=3):
     """Random data of a dtype: uniform floats in [-1, 1), integers in [low, high)."""

@@ -114,6 +114,13 @@ class ConfigSpace:
                 for name, k in self.knobs.items()}
 
 
+def options(default: int, candidates, limit: int | None = None) -> tuple:
+    """Sorted integer choices for a knob: ``candidates`` up to ``limit`` (and at least 1),
+    and the ``default`` itself."""
+    values = {c for c in candidates if c >= 1 and (limit is None or c <= limit)}
+    return tuple(sorted(values | {default}))
+
+
 class DefaultConfig:
     """The untuned configuration: every knob takes its rule-based default; the knobs met
     are recorded in ``space``."""

@@ -33,11 +33,12 @@ class FusedGroup(OpDef):
         body = ctx.attrs["body"]
         return run_graph(body, dict(zip(body.inputs, arrays)))
 
-    def member_context(self, body, node):
+    def member_context(self, body, node, target=None):
         op = get(node.op)
         in_types = [body.types[x] if x else None for x in node.inputs]
         in_values = [body.constants.get(x) if x else None for x in node.inputs]
         mctx = make_context(op, node.name, node.attrs, in_types, in_values)
+        mctx.target = target
         infer_node(op, mctx)
         return op, mctx
 
@@ -46,7 +47,7 @@ class FusedGroup(OpDef):
         env = {name: t for name, t in zip(body.inputs, inputs) if t is not None}
         anchor_op = None
         for node in body.nodes:
-            op, mctx = self.member_context(body, node)
+            op, mctx = self.member_context(body, node, ctx.target)
             args = [env.get(x) if x and k not in op.value_inputs else None
                     for k, x in enumerate(node.inputs)]
             outs = op.compute(mctx, *args)

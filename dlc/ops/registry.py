@@ -11,6 +11,7 @@ import numpy as np
 
 from dlc import dtypes
 from dlc.errors import DlcError, ModelError, UnsupportedOpError
+from dlc.target import Target
 
 # Fusion patterns (what a graph compiler may do with the op), as in TVM's op patterns.
 ELEMWISE = "elemwise"      # out[i] = f(in[i]) for same-shaped inputs
@@ -47,6 +48,9 @@ class OpContext:
     run_body: Callable | None = None
     #: Values of enclosing graphs that a control-flow body may read by name.
     outer_env: dict | None = None
+    #: The target the compiler lowers for (None: the host CPU); computes whose tensor
+    #: layout follows the vector width read it through ``lanes``.
+    target: Target | None = None
 
     def error(self, message: str) -> ModelError:
         where = f" {self.name!r}" if self.name else ""
@@ -60,6 +64,10 @@ class OpContext:
         if v is None:
             raise NeedsValueError(index)
         return v
+
+    def lanes(self, dtype: str) -> int:
+        """Lanes of one vector register of the target for ``dtype``."""
+        return Target.parse(self.target).hardware.lanes(dtype)
 
     def has_input(self, index: int) -> bool:
         return index < len(self.in_types) and self.in_types[index] is not None

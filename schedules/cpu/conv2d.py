@@ -43,49 +43,58 @@ from dlc.tir.schedule import Schedule
 #: Tags of the stages made by dlc.ops.layout.
 CONV_TAG, DEPTHWISE_TAG, DEPTHWISE_PLAIN_TAG, POOL_TAG, PAD_TAG = \
     "conv2d_nchwc", "depthwise_conv2d_nchwc", "depthwise_conv2d_nchw", "pool_nchwc", "pad"
-#: Vector registers for accumulators (of AVX-512's 32: the rest hold weights and inputs).
-ACC_REGISTERS = 28
-LANES = 16  # float32 lanes of one vector register
+#: Vector registers kept for weights and inputs; the others hold accumulators (28 of
+#: AVX-512's 32, 12 of AVX2's 16).
+SPARE_REGISTERS = 4
+#: Most output columns per register tile offered to the tuner.
+MAX_TILE = 32
 
 
-def register_tile(width: int, block: int, registers: int = ACC_REGISTERS) -> int:
-    """Output columns per register tile: as many as ``registers`` hold with ``block``
-    channels each, preferring a divisor of ``width`` (no partial tile) when one is at least
-    half that large."""
-    vectors = -(-block // LANES)
+def register_tile(width: int, block: int, hw) -> int:
+    """Output columns per register tile on ``hw`` (a dlc.hardware.CpuInfo): as many as
+    its accumulator registers hold with ``block`` channels each, preferring a divisor of
+    ``width`` (no partial tile) when one is at least half that large."""
+    registers = hw.vector_registers - SPARE_REGISTERS
+    vectors = -(-block // hw.lanes("float32"))
     limit = max(1, min(width, registers // vectors))
     best = max(d for d in range(1, limit + 1) if width % d == 0)
     return best if 2 * best >= limit else limit
 
 
 @register_schedule("conv2d_nchwc")
-def schedule_conv2d_nchwc(sch: Schedule, outputs, anchor=None) -> Schedule:
+def schedule_conv2d_nchwc(sch: Schedule, outputs, anchor, cfg) -> Schedule:
     """The NCHWc direct convolution (see the module docstring)."""
+
+    window_first = cfg.knob("window_outside_channels", (False, True), default=False)
+    unroll_kw = cfg.knob("unroll_kw", (False, True), default=False)
 
     def order(loops):
         n, c, h, w, ci, ico, kh, kw, ici = loops
-        sch.reorder(n, c, h, ico, kh, kw, ici, w, ci)
-        return [w]
+        if window_first:
+            sch.reorder(n, c, h, kh, kw, ico, ici, w, ci)
+        else:
+            sch.reorder(n, c, h, ico, kh, kw, ici, w, ci)
+        return [kw, w] if unroll_kw else [w]
 
-    return _schedule_tiled(sch, outputs, CONV_TAG, order)
+    return _schedule_tiled(sch, outputs, CONV_TAG, order, cfg)
 
 
 @register_schedule("depthwise_conv2d_nchwc")
-def schedule_depthwise_conv2d_nchwc(sch: Schedule, outputs, anchor=None) -> Schedule:
+def schedule_depthwise_conv2d_nchwc(sch: Schedule, outputs, anchor, cfg) -> Schedule:
     """Depthwise: the window loops outside the register tile, ``kw`` unrolled too."""
     if _tagged(sch, DEPTHWISE_PLAIN_TAG) is not None:
-        return _schedule_depthwise_plain(sch, outputs)
+        return _schedule_depthwise_plain(sch, outputs, cfg)
 
     def order(loops):
         n, c, h, w, ci, kh, kw = loops
         sch.reorder(n, c, h, kh, kw, w, ci)
         return [kw, w]
 
-    return _schedule_tiled(sch, outputs, DEPTHWISE_TAG, order)
+    return _schedule_tiled(sch, outputs, DEPTHWISE_TAG, order, cfg)
 
 
 @register_schedule("pool_nchwc")
-def schedule_pool_nchwc(sch: Schedule, outputs, anchor=None) -> Schedule:
+def schedule_pool_nchwc(sch: Schedule, outputs, anchor, cfg) -> Schedule:
     """Pools: the window loops outside the (unrolled, vectorized) tile."""
 
     def order(loops):
@@ -93,7 +102,7 @@ def schedule_pool_nchwc(sch: Schedule, outputs, anchor=None) -> Schedule:
         sch.reorder(n, c, h, *window, w, ci)
         return [w]
 
-    return _schedule_tiled(sch, outputs, POOL_TAG, order)
+    return _schedule_tiled(sch, outputs, POOL_TAG, order, cfg)
 
 
 def _tagged(sch: Schedule, tag: str):
@@ -109,7 +118,7 @@ def _inline_epilogue(sch: Schedule, main) -> None:
             sch.compute_inline(stage.name)
 
 
-def _schedule_pad(sch: Schedule) -> None:
+def _schedule_pad(sch: Schedule, cfg) -> None:
     """The padded input at root: rows in parallel, vectorized along the unit-stride axis
     (the channel block, or the row when the source is plain NCHW)."""
     pad = _tagged(sch, PAD_TAG)
@@ -124,7 +133,7 @@ def _schedule_pad(sch: Schedule) -> None:
     n, c, h, w, ci = loops
     sch.parallel(sch.fuse(n, c, h))
     if len(pad.op.inputs[0].shape) == 4:  # blocking a plain input: read rows
-        wo, wi = sch.split(w, factor=LANES)
+        wo, wi = sch.split(w, factor=cfg.target.hardware.lanes("float32"))
         sch.reorder(wo, ci, wi)
         sch.unroll(ci)
         sch.vectorize(wi)
@@ -139,16 +148,18 @@ def _row_vector(sch: Schedule, w):
     return sch.split(w, nparts=-(-w.extent // 64))[1]
 
 
-def _schedule_tiled(sch: Schedule, outputs, tag: str, order) -> Schedule:
+def _schedule_tiled(sch: Schedule, outputs, tag: str, order, cfg) -> Schedule:
     """Tile the output, compute the tagged reduction in each tile; ``order(loops)``
     reorders the reduction's loops (spatial n, c, h, w, ci then its reduction loops) and
     returns the loops to unroll."""
     main = _tagged(sch, tag)
     if main is None or len(main.op.shape) != 5:
-        return schedule_generic(sch, outputs)
+        return schedule_generic(sch, outputs, None, cfg)
     _inline_epilogue(sch, main)
-    _schedule_pad(sch)
-    reg_n = register_tile(main.op.shape[3], main.op.shape[4])
+    _schedule_pad(sch, cfg)
+    width = main.op.shape[3]
+    reg_n = cfg.knob("tile_columns", range(1, min(width, MAX_TILE) + 1),
+                     default=register_tile(width, main.op.shape[4], cfg.target.hardware))
     out_names = [sch.tensor_name(t) for t in outputs]
     if len(out_names) == 1 and out_names[0] != main.name:
         tile_loop = _tile_output(sch, out_names[0], reg_n, main.op.shape[4])
@@ -158,7 +169,7 @@ def _schedule_tiled(sch: Schedule, outputs, tag: str, order) -> Schedule:
         tile_loop = _tile_output(sch, main.name, reg_n, main.op.shape[4])
         for name in out_names:
             if name != main.name:
-                _schedule_root_stage(sch, sch[name])
+                _schedule_root_stage(sch, sch[name], cfg)
     sch.compute_at(inner, tile_loop)
     loops = sch.get_loops(inner)
     for loop in order(loops):
@@ -186,12 +197,12 @@ def _tile_output(sch: Schedule, name: str, reg_n: int, block: int):
     return wo
 
 
-def _schedule_depthwise_plain(sch: Schedule, outputs) -> Schedule:
+def _schedule_depthwise_plain(sch: Schedule, outputs, cfg) -> Schedule:
     """NCHW depthwise: one output row per iteration of the parallel (n, c, h) loop, the
     row accumulated in vector registers over the unrolled window."""
     main = _tagged(sch, DEPTHWISE_PLAIN_TAG)
     _inline_epilogue(sch, main)
-    _schedule_pad(sch)
+    _schedule_pad(sch, cfg)
     out_names = [sch.tensor_name(t) for t in outputs]
     if len(out_names) == 1 and out_names[0] != main.name:
         target, inner = out_names[0], main.name
@@ -200,7 +211,7 @@ def _schedule_depthwise_plain(sch: Schedule, outputs) -> Schedule:
         target = main.name
         for name in out_names:
             if name != main.name:
-                _schedule_root_stage(sch, sch[name])
+                _schedule_root_stage(sch, sch[name], cfg)
     n, c, h, w = sch.get_loops(target)
     sch.parallel(sch.fuse(n, c, h))
     row = _row_vector(sch, w)

@@ -39,25 +39,36 @@ micro-kernel always computes full vectors and only the epilogue's last panel is 
 
 from __future__ import annotations
 
+from dlc.autotune.space import options
 from dlc.schedules import register_schedule
 from dlc.schedules.generic import _schedule_root_stage, schedule_generic
 from dlc.tir.schedule import Schedule
 
 #: The tag of the reduction stage made by dlc.ops.dense.
 DENSE_TAG = "dense"
-LANES = 16  # float32 lanes of one AVX-512 register
-#: Rows of the register tile for each panel width: ``mr * nr / 16`` accumulators (24 or
-#: 28 of the 32 zmm registers; the rest hold weights and the broadcast x value).
-TILE_ROWS = {64: 6, 48: 8, 32: 14, 16: 28}
+#: Rows of the register tile on a CPU with 32 vector registers for panels of 4, 3, 2 or 1
+#: vectors: ``mr * vectors`` accumulators (24 or 28 of AVX-512's 32; the rest hold
+#: weights and the broadcast x value; measured on Zen 4). With fewer registers, as many
+#: rows as leave one register per vector of the panel and one for x.
+TILE_ROWS_32 = {4: 6, 3: 8, 2: 14, 1: 28}
+#: Choices the tuner may try for the tile rows, the slice and the row block.
+TILE_ROW_CHOICES = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28)
+K_SLICE_CHOICES = (64, 128, 192, 256, 384, 512, 768, 1024)
+ROW_BLOCK_CHOICES = (32, 64, 128, 256, 512, 1024)
 #: The reduction slice: kc x nr weights stay in cache while every row tile reads them.
 K_SLICE = 256
 #: Rows per block of accumulators (rows x nr floats of scratch per thread).
 ROW_BLOCK = 256
 
 
-def tile_rows(nr: int, rows: int) -> int:
-    """``mr`` for a panel width ``nr`` and ``rows`` rows."""
-    return max(1, min(TILE_ROWS.get(nr, max(1, 24 * LANES // nr)), rows))
+def tile_rows(nr: int, rows: int, hw) -> int:
+    """``mr`` for a panel width ``nr`` and ``rows`` rows on ``hw`` (a CpuInfo)."""
+    vectors = max(1, nr // hw.lanes("float32"))
+    if hw.vector_registers == 32 and vectors in TILE_ROWS_32:
+        mr = TILE_ROWS_32[vectors]
+    else:
+        mr = (hw.vector_registers - vectors - 1) // vectors
+    return max(1, min(mr, rows))
 
 
 def k_slice(k: int, kc: int = K_SLICE) -> int:
@@ -67,11 +78,12 @@ def k_slice(k: int, kc: int = K_SLICE) -> int:
 
 
 @register_schedule("dense")
-def schedule_dense(sch: Schedule, outputs, anchor=None) -> Schedule:
-    """The panel-blocked dense schedule (see the module docstring)."""
+def schedule_dense(sch: Schedule, outputs, anchor, cfg) -> Schedule:
+    """The panel-blocked dense schedule (see the module docstring); knobs: the tile rows
+    ``mr``, the reduction slice ``kc`` and the row block."""
     main = _tagged(sch, DENSE_TAG)
     if main is None or len(main.op.reduce_axes) != 1:
-        return schedule_generic(sch, outputs)
+        return schedule_generic(sch, outputs, None, cfg)
     _inline_epilogue(sch, main)
     out_names = [sch.tensor_name(t) for t in outputs]
     if len(out_names) == 1 and out_names[0] != main.name:
@@ -81,15 +93,18 @@ def schedule_dense(sch: Schedule, outputs, anchor=None) -> Schedule:
         target = main.name
         for name in out_names:
             if name != main.name:
-                _schedule_root_stage(sch, sch[name])
+                _schedule_root_stage(sch, sch[name], cfg)
     nr = main.op.attrs["nr"]
-    panel_loop = _tile_output(sch, target, nr)
+    rows = sch.get_loops(target)[-2].extent
+    row_block = cfg.knob("row_block", options(ROW_BLOCK, ROW_BLOCK_CHOICES, max(rows, 1)),
+                         default=ROW_BLOCK)
+    panel_loop = _tile_output(sch, target, nr, row_block)
     sch.compute_at(acc, panel_loop)
-    _micro_kernel(sch, acc, nr)
+    _micro_kernel(sch, acc, nr, cfg)
     return sch
 
 
-def _tile_output(sch: Schedule, name: str, nr: int):
+def _tile_output(sch: Schedule, name: str, nr: int, row_block: int):
     """Split the output into panels of ``nr`` columns (and blocks of ROW_BLOCK rows):
     ``(lead..., row blocks, panels, rows, columns)`` with the panels parallel (or the row
     blocks, when there is a single panel) and the columns vectorized; returns the loop over
@@ -97,7 +112,7 @@ def _tile_output(sch: Schedule, name: str, nr: int):
     *lead, i, j = sch.get_loops(name)
     rows = i.extent
     jo, ji = sch.split(j, factor=nr)
-    blocks = -(-rows // ROW_BLOCK)
+    blocks = -(-rows // row_block)
     io, ii = sch.split(i, nparts=blocks)
     sch.reorder(*lead, io, jo, ii, ji)
     if jo.extent > 1:
@@ -108,13 +123,15 @@ def _tile_output(sch: Schedule, name: str, nr: int):
     return jo
 
 
-def _micro_kernel(sch: Schedule, acc: str, nr: int) -> None:
+def _micro_kernel(sch: Schedule, acc: str, nr: int, cfg) -> None:
     """Order the accumulation (attached at a panel): reduction slices, row tiles, the k of
     the slice, then the ``mr x nr`` tile unrolled over rows and vectorized over columns."""
     *lead, i, j, k = sch.get_loops(acc)
-    mr = tile_rows(nr, i.extent)
+    default = tile_rows(nr, i.extent, cfg.target.hardware)
+    mr = cfg.knob("mr", options(default, TILE_ROW_CHOICES, i.extent), default=default)
+    kc = cfg.knob("kc", options(K_SLICE, K_SLICE_CHOICES, k.extent), default=K_SLICE)
     jo, j = sch.split(j, factor=nr)  # one panel: jo runs once where acc is attached
-    ko, ki = sch.split(k, factor=k_slice(k.extent))
+    ko, ki = sch.split(k, factor=k_slice(k.extent, kc))
     io, ii = sch.split(i, factor=mr)
     sch.reorder(jo, ko, *lead, io, ki, ii, j)
     sch.unroll(ii)

@@ -55,13 +55,13 @@ only the epilogue's last columns are narrower.
 
 from __future__ import annotations
 
+from dlc.autotune.space import options
 from dlc.ops.matmul import MATMUL_TAG, PACK_B_TAG
 from dlc.schedules import register_schedule
-from dlc.schedules.cpu.dense import tile_rows
+from dlc.schedules.cpu.dense import K_SLICE_CHOICES, TILE_ROW_CHOICES, tile_rows
 from dlc.schedules.generic import _schedule_root_stage, schedule_generic
 from dlc.tir.schedule import Schedule
 
-LANES = 16  # float32 lanes of one AVX-512 register
 #: The reduction slice: the packed ``kc x nc`` block of B. Where B is read in place, the
 #: slices are shorter for fewer rows (``2 * mb``, at least MIN_SLICE): the rows of a slice
 #: of B are then read whole, panel after panel, instead of one panel down all of K (a new
@@ -87,13 +87,13 @@ PARALLEL_MIN_WORK = 1 << 18
 PACK_ROWS = 192
 
 
-def plan(batch: int, M: int, N: int, K: int, nr: int) -> dict:
+def plan(batch: int, M: int, N: int, K: int, nr: int, hw) -> dict:
     """Block sizes for ``batch`` products of ``M x K`` by ``K x N`` with panels of ``nr``
     columns: output blocks of ``mb`` rows and ``nc`` columns, blocks of ``mc`` rows of A,
     reduction slices of ``kc``, register tiles of ``mr`` rows, whether B is packed
     (``pack``) and whether the blocks run in parallel (``parallel``)."""
     panels = -(-N // nr)
-    tiles = -(-M // tile_rows(nr, M))
+    tiles = -(-M // tile_rows(nr, M, hw))
     col_blocks = -(-panels // max(1, COL_BLOCK // nr))
     row_blocks = -(-M // ROW_BLOCK)
 
@@ -111,7 +111,7 @@ def plan(batch: int, M: int, N: int, K: int, nr: int) -> dict:
             break
     nc = -(-panels // col_blocks) * nr
     mb = -(-M // row_blocks)
-    mr = tile_rows(nr, mb)
+    mr = tile_rows(nr, mb, hw)
     if row_blocks > 1:  # whole tiles per block (the last block is smaller)
         mb = -(-mb // mr) * mr
     pack = mb >= PACK_ROWS
@@ -130,13 +130,15 @@ def _even(extent: int, block: int, multiple: int) -> int:
 
 
 @register_schedule("matmul")
-def schedule_matmul(sch: Schedule, outputs, anchor=None) -> Schedule:
+def schedule_matmul(sch: Schedule, outputs, anchor, cfg) -> Schedule:
     """The packed, blocked MatMul schedule (see the module docstring); other computes (a
-    product of 1-D operands, other dtypes) get the generic schedule."""
+    product of 1-D operands, other dtypes) get the generic schedule. Knobs: the tile rows
+    ``mr``, the slice ``kc``, the rows of A per block ``mc``, the columns per block ``nc``
+    and whether B is packed; their defaults are ``plan``'s."""
     main = _tagged(sch, MATMUL_TAG)
     pack = _tagged(sch, PACK_B_TAG)
     if main is None or pack is None or len(main.op.reduce_axes) != 1:
-        return schedule_generic(sch, outputs)
+        return schedule_generic(sch, outputs, None, cfg)
     nr = main.op.attrs["nr"]
     _inline_epilogue(sch, main, pack)
     out_names = [sch.tensor_name(t) for t in outputs]
@@ -144,7 +146,8 @@ def schedule_matmul(sch: Schedule, outputs, anchor=None) -> Schedule:
     batch = 1
     for loop in lead:
         batch *= loop.extent
-    p = plan(batch, i.extent, j.extent, k.extent, nr)
+    p = _tunable(plan(batch, i.extent, j.extent, k.extent, nr, cfg.target.hardware), cfg,
+                 i.extent, j.extent, k.extent, nr)
     if len(out_names) == 1 and out_names[0] != main.name:
         # accumulate a block in scratch, then run the epilogue on it
         block, _, _ = _tile_output(sch, out_names[0], p, epilogue=True)
@@ -154,7 +157,7 @@ def schedule_matmul(sch: Schedule, outputs, anchor=None) -> Schedule:
     else:  # the sum is an output, or several outputs read it: accumulate in place
         for name in out_names:
             if name != main.name:
-                _schedule_root_stage(sch, sch[name])
+                _schedule_root_stage(sch, sch[name], cfg)
         block, i, j = _tile_output(sch, main.name, p, epilogue=False)
         k = sch.get_loops(main.name)[-1]
         kloop = _micro_kernel(sch, main.name, [], i, j, k, p, nr)
@@ -165,6 +168,19 @@ def schedule_matmul(sch: Schedule, outputs, anchor=None) -> Schedule:
     else:
         sch.compute_inline(pack.name)
     return sch
+
+
+def _tunable(p: dict, cfg, M: int, N: int, K: int, nr: int) -> dict:
+    """``plan``'s block sizes as the defaults of the template's knobs."""
+    p = dict(p, lanes=cfg.target.hardware.lanes("float32"))
+    p["mr"] = cfg.knob("mr", options(p["mr"], TILE_ROW_CHOICES, p["mb"]), default=p["mr"])
+    p["kc"] = cfg.knob("kc", options(p["kc"], K_SLICE_CHOICES, K), default=p["kc"])
+    p["mc"] = cfg.knob("mc", options(p["mc"], (p["mr"] * m for m in (4, 8, 16, 32, 64)),
+                                     p["mb"]), default=p["mc"])
+    p["nc"] = cfg.knob("nc", options(p["nc"], (nr * c for c in (1, 2, 4, 8, 16)),
+                                     -(-N // nr) * nr), default=p["nc"])
+    p["pack"] = cfg.knob("pack_b", (False, True), default=p["pack"])
+    return p
 
 
 def _tile_output(sch: Schedule, name: str, p: dict, epilogue: bool):
@@ -180,7 +196,7 @@ def _tile_output(sch: Schedule, name: str, p: dict, epilogue: bool):
     if p["parallel"] and block.extent > 1:
         sch.parallel(block)
     if epilogue:
-        _, ji = sch.split(j, factor=LANES)
+        _, ji = sch.split(j, factor=p["lanes"])
         sch.vectorize(ji)
     return block, i, j
 

@@ -61,9 +61,8 @@ from dlc.schedules.generic import (
 )
 from dlc.tir.schedule import Schedule
 
-#: Reduced extents below this stay scalar (one register's lanes of float32).
-MIN_VECTOR_REDUCE = 16
-#: Registers of partial results of an innermost-axis reduction (independent chains).
+#: Registers of partial results of an innermost-axis reduction (independent chains; a
+#: knob). Reduced extents shorter than one register of float32 stay scalar.
 REDUCE_REGISTERS = 2
 #: Elements of the largest input below which nothing runs in parallel.
 PARALLEL_MIN_WORK = PARALLEL_MIN_ELEMENTS
@@ -79,18 +78,19 @@ CHUNKS = 8
 INNER, OUTER = "inner", "outer"
 
 
-def vector_lanes(itemsize: int) -> int:
-    """Lanes of one 512-bit register of elements of ``itemsize`` bytes (8 to 32)."""
-    return max(8, min(32, 64 // max(1, itemsize)))
+def vector_lanes(itemsize: int, hw) -> int:
+    """Lanes of one vector register of ``hw`` (a CpuInfo) for elements of ``itemsize``
+    bytes (at most 32)."""
+    return max(1, min(32, hw.vector_bits // 8 // max(1, itemsize)))
 
 
 @register_schedule("reduction")
-def schedule_reduction(sch: Schedule, outputs, anchor=None) -> Schedule:
+def schedule_reduction(sch: Schedule, outputs, anchor, cfg) -> Schedule:
     """The row schedule (see the module docstring), or the generic one where it does not
-    apply."""
-    plan = _plan(sch, outputs)
+    apply. Knobs: the registers of partial results, the rows computed together."""
+    plan = _plan(sch, outputs, cfg)
     if plan is None:
-        return schedule_generic(sch, outputs)
+        return schedule_generic(sch, outputs, None, cfg)
     if plan.rows == 0:
         _schedule_without_rows(sch, plan)
     else:
@@ -100,15 +100,19 @@ def schedule_reduction(sch: Schedule, outputs, anchor=None) -> Schedule:
 
 # -- analysis ---------------------------------------------------------------------------
 class _Plan:
-    def __init__(self, out, kind: str, rows: int, lanes: int, work: int):
+    def __init__(self, out, kind: str, rows: int, lanes: int, work: int, cfg):
         self.out = out      # the output stage
         self.kind = kind    # INNER or OUTER
         self.rows = rows    # leading axes of the output that are rows (0: none)
         self.lanes = lanes  # vector lanes of the elementwise loops
         self.work = work    # elements of the largest input
+        self.cfg = cfg
+        self.min_vector = cfg.target.hardware.lanes("float32")  # shorter stays scalar
+        self.registers = cfg.knob("reduce_registers", (1, 2, 4), default=REDUCE_REGISTERS)
+        self.row_block = cfg.knob("row_block", (1, 2, 4), default=ROW_BLOCK)
 
 
-def _plan(sch: Schedule, outputs):
+def _plan(sch: Schedule, outputs, cfg):
     """What to do with ``sch``, or None for the generic schedule."""
     names = {sch.tensor_name(t) for t in outputs}
     if len(names) != 1:
@@ -134,7 +138,8 @@ def _plan(sch: Schedule, outputs):
     itemsizes = [dtypes.itemsize(st.op.dtype) for st in live]
     itemsizes += [dtypes.itemsize(p.dtype) for p in sch.placeholders.values()]
     work = max([math.prod(p.shape) for p in sch.placeholders.values()] + [1])
-    return _Plan(out, kind, rows, vector_lanes(min(itemsizes)), work)
+    lanes = vector_lanes(min(itemsizes), cfg.target.hardware)
+    return _Plan(out, kind, rows, lanes, work, cfg)
 
 
 def _inline_elementwise(sch: Schedule) -> None:
@@ -207,13 +212,14 @@ def _schedule_rows(sch: Schedule, plan: _Plan) -> None:
     out, lanes = plan.out, plan.lanes
     attached = []
     if out.op.reduce_axes and plan.kind == INNER:
-        attached += _vectorize_inner_reduction(sch, out, lanes)
+        attached += _vectorize_inner_reduction(sch, out, plan)
     rows = sch.get_loops(out.name)[:plan.rows]
     count = math.prod(lp.extent for lp in rows)
-    if (not out.op.reduce_axes and rows[-1].extent % ROW_BLOCK == 0
+    block = plan.row_block
+    if (block > 1 and not out.op.reduce_axes and rows[-1].extent % block == 0
             and plan.work // count <= ROW_BLOCK_MAX_ELEMENTS
-            and count >= 4 * ROW_BLOCK):
-        sch.split(rows[-1], factor=ROW_BLOCK)  # the stages compute ROW_BLOCK rows at a time
+            and count >= 4 * block):
+        sch.split(rows[-1], factor=block)  # the stages compute ``block`` rows at a time
         rows = sch.get_loops(out.name)[:plan.rows]
     row = sch.fuse(*rows)
     rest = sch.get_loops(out.name)[1:]
@@ -228,7 +234,7 @@ def _schedule_rows(sch: Schedule, plan: _Plan) -> None:
         if st is out or st.attach.kind != "root" or st.name in attached:
             continue
         if st.op.reduce_axes and plan.kind == INNER:
-            attached += _vectorize_inner_reduction(sch, st, lanes)
+            attached += _vectorize_inner_reduction(sch, st, plan)
         elif st.op.reduce_axes:
             _vectorize_outer_reduction(sch, st, plan.rows, lanes)
         else:
@@ -281,16 +287,17 @@ def _vectorize_outer_reduction(sch: Schedule, st, rows: int, lanes: int,
         sch.parallel(block)
 
 
-def _vectorize_inner_reduction(sch: Schedule, st, lanes: int, chunks: int = 1) -> list:
-    """Split the innermost reduced axis of ``st`` by ``REDUCE_REGISTERS * lanes`` (or
+def _vectorize_inner_reduction(sch: Schedule, st, plan: _Plan, chunks: int = 1) -> list:
+    """Split the innermost reduced axis of ``st`` by ``plan.registers * lanes`` (or
     ``lanes``) and
     rfactor the lanes into vector partial results (first split into ``chunks`` parallel
     chunks when ``chunks > 1``); ``st`` then combines them by halving. Returns the new
     stages, producers first (the caller places them); none when the axis is short."""
+    lanes = plan.lanes
     last = sch.get_loops(st.name)[-1]
-    if last.extent < MIN_VECTOR_REDUCE or last.extent < lanes:
+    if last.extent < plan.min_vector or last.extent < lanes:
         return []
-    width = REDUCE_REGISTERS * lanes if last.extent >= REDUCE_REGISTERS * lanes else lanes
+    width = plan.registers * lanes if last.extent >= plan.registers * lanes else lanes
     outer, inner = sch.split(last, factor=width)
     chunked = chunks > 1 and outer.extent >= 2 * chunks
     rf = sch.tensor_name(sch.rfactor(st.name, inner, factor_axis=len(st.op.axes)))
@@ -349,10 +356,10 @@ def _schedule_without_rows(sch: Schedule, plan: _Plan) -> None:
         full = all(ext == 1 for ext in st.op.shape)
         total = math.prod(a.extent for a in st.op.reduce_axes)
         chunks = CHUNKS if parallel and full and total >= CHUNKED_MIN_ELEMENTS else 1
-        _vectorize_inner_reduction(sch, st, plan.lanes, chunks)
+        _vectorize_inner_reduction(sch, st, plan, chunks)
     for st in sch.stage_order():
         if st.attach.kind == "root" and not st.op.reduce_axes:
-            _schedule_root_stage(sch, st)
+            _schedule_root_stage(sch, st, plan.cfg)
 
 
 def _is_reduce(sch: Schedule, loop) -> bool:

@@ -10,6 +10,7 @@ import pathlib
 import numpy as np
 import pytest
 from graph_util import assert_same, check_well_formed, docstring_example, rand
+from helpers import AVX512
 
 import dlc
 from dlc.graph import GraphBuilder
@@ -25,7 +26,7 @@ F = np.float32
 
 
 def rewritten(graph, rtol=1e-5, atol=1e-5):
-    out = alter_conv_layout(graph)
+    out = alter_conv_layout(graph, AVX512)  # the blocks the docstring shows
     check_well_formed(out)
     assert_same(graph, out, rtol=rtol, atol=atol)
     return out
@@ -59,8 +60,17 @@ def test_docstring_example():
 
 
 def test_channel_block():
-    assert [channel_block(c) for c in (64, 96, 144, 24, 3, 1000, 12, 7, 17)] == \
-        [32, 32, 16, 8, 3, 8, 12, 7, 1]
+    channels = (64, 96, 144, 24, 3, 1000, 12, 7, 17)
+    assert [channel_block(c, 16) for c in channels] == [32, 32, 16, 8, 3, 8, 12, 7, 1]
+    assert [channel_block(c, 8) for c in channels] == [16, 16, 16, 8, 3, 8, 4, 7, 1]
+
+
+def test_channel_blocks_follow_the_target_vector_width():
+    g = GraphBuilder("g")
+    g.output(conv(g, conv(g, g.input("x", (1, 8, 10, 10)), 8, 32, seed=1), 32, 8, seed=2))
+    for target, block in ((AVX512, 32), ("llvm -mcpu=haswell", 16)):
+        out = alter_conv_layout(g.build(), target)
+        assert out.types[out.nodes[0].outputs[0]].shape[-1] == block
 
 
 def test_a_conv_chain_stays_blocked_between_convolutions():

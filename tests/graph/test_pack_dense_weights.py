@@ -6,6 +6,7 @@ graph, interpreted and compiled."""
 import numpy as np
 import pytest
 from graph_util import assert_same, check_well_formed, docstring_example, rand
+from helpers import AVX512
 
 import dlc
 from dlc.graph import GraphBuilder, run_graph
@@ -17,7 +18,7 @@ F = np.float32
 
 
 def packed(graph, ops):
-    out = pack_dense_weights(graph)
+    out = pack_dense_weights(graph, AVX512)
     assert [n.op for n in out.nodes] == ops, str(out)
     check_well_formed(out)
     assert_same(graph, out, rtol=1e-5, atol=1e-5)
@@ -50,7 +51,7 @@ def test_matmul_weights_become_panels(units):
     dense = out.nodes[0]
     assert dense.attrs == {"units": units} and "w" not in out.constants
     panels = out.constants[dense.inputs[1]]
-    nr = panel_width(units)
+    nr = panel_width(units, 16)
     assert panels.shape == (-(-units // nr), 7, nr)
     np.testing.assert_array_equal(panels, np_pack_panels(w, nr))
 

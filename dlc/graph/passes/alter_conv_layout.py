@@ -14,9 +14,10 @@
   a blocked elementwise op, back to NCHW (under the tensor's own name) where anything else
   reads a blocked tensor or a graph output is blocked. Pairs of inverse transforms cancel.
 
-The block of a tensor depends on its channel count only (``channel_block``: 32, 16 or 8
-when they divide it, else its largest divisor up to 16), so the output of one convolution
-is the input of the next without a transform; no channel is ever padded.
+The block of a tensor depends on its channel count and the target's vector width only
+(``channel_block``: with AVX-512's 16 float32 lanes, 32, 16 or 8 when they divide it,
+else its largest divisor up to 16), so the output of one convolution is the input of the
+next without a transform; no channel is ever padded. The example below is for AVX-512.
 
 Before::
 
@@ -63,6 +64,7 @@ from dlc.ops.layout import (
     pack_depthwise_weights,
     parse_layout,
 )
+from dlc.target import Target
 
 #: Ops that run unchanged on blocked tensors: elementwise, with NumPy broadcasting.
 ELEMENTWISE = frozenset({
@@ -75,18 +77,20 @@ POOLS = {"MaxPool": "MaxPoolNCHWc", "AveragePool": "AveragePoolNCHWc",
          "GlobalAveragePool": "GlobalAveragePoolNCHWc"}
 
 
-def channel_block(channels: int) -> int:
-    """The block size of a tensor with ``channels`` channels."""
-    for block in (32, 16, 8):
-        if channels % block == 0:
+def channel_block(channels: int, lanes: int) -> int:
+    """The block size of a tensor with ``channels`` channels on vectors of ``lanes``
+    float32: two, one or half a vector (32, 16 or 8 with AVX-512) when one divides it, else
+    its largest divisor up to a vector."""
+    for block in (2 * lanes, lanes, lanes // 2):
+        if block and channels % block == 0:
             return block
-    return max(d for d in range(1, min(channels, 16) + 1) if channels % d == 0)
+    return max(d for d in range(1, min(channels, lanes) + 1) if channels % d == 0)
 
 
-def alter_conv_layout(graph: Graph) -> Graph:
+def alter_conv_layout(graph: Graph, target: Target | str | None = None) -> Graph:
     """Move convolution chains to blocked layouts (see the module docstring); ``graph``
     itself when no convolution qualifies."""
-    rw = _Rewriter(graph)
+    rw = _Rewriter(graph, Target.parse(target).hardware.lanes("float32"))
     for node in graph.nodes:
         if not rw.convert(node):
             rw.keep(node)
@@ -96,8 +100,9 @@ def alter_conv_layout(graph: Graph) -> Graph:
 
 
 class _Rewriter:
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, lanes: int):
         self.graph = graph
+        self.lanes = lanes
         self.out = graph.copy()
         self.nodes: list = []
         self.namer = Namer(graph)
@@ -200,7 +205,8 @@ class _Rewriter:
         channels, out_channels, depthwise, win = geometry
         x, w, b = (list(node.inputs) + ["", ""])[:3]
         wv, bv = constant(self.graph, w), constant(self.graph, b) if b else None
-        ic_bn, oc_bn = channel_block(channels), channel_block(out_channels)
+        ic_bn = channel_block(channels, self.lanes)
+        oc_bn = channel_block(out_channels, self.lanes)
         # a plain input is read directly (or blocked by the padded copy the kernel makes)
         inputs = [self.blocked[x][0] if x in self.blocked and self.blocked[x][1] == ic_bn
                   else self.as_blocked(x, ic_bn) if x in self.blocked else x]
