@@ -90,13 +90,8 @@ class Task:
         target = Target.parse(target)
         cfg = DefaultConfig(target) if config is None else FixedConfig(config, target)
         sch = self._schedule(cfg)
-        if config is not None:
+        if config is not None:  # knobs it leaves out take their defaults
             cfg.space.check(dict(cfg.space.default(), **config))
-            if cfg.unused():
-                from dlc.errors import ScheduleError
-
-                raise ScheduleError(f"configuration names knob(s) {', '.join(cfg.unused())} "
-                                    f"that template {self.template!r} does not declare")
         return lower(sch), json.loads(sch.trace.to_json())
 
     def _schedule(self, cfg):

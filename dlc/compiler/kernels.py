@@ -10,6 +10,7 @@ from dlc import te
 from dlc.errors import DlcError, InternalError
 from dlc.graph.ir import Graph, Node
 from dlc.ops import registry
+from dlc.target import Target
 from dlc.tir import stmt as s
 from dlc.tir.lower import lower
 from dlc.tir.schedule import Schedule
@@ -40,7 +41,7 @@ def lower_graph(graph: Graph, target=None, tuning: dict | None = None,
             continue  # empty outputs need no code
         kname = f"k{k}_{ident(node.name or node.op)}"
         try:
-            kernels.append(node_kernel(graph, node, kname, tuning))
+            kernels.append(node_kernel(graph, node, kname, tuning, target))
         except DlcError as err:
             raise type(err)(f"while compiling node {node.name!r} ({node.op}): {err}") \
                 from None
@@ -58,36 +59,31 @@ def ident(name: str) -> str:
     return text if text and not text[0].isdigit() else "t" + text
 
 
-def node_context(graph: Graph, node: Node) -> registry.OpContext:
+def node_context(graph: Graph, node: Node, target=None) -> registry.OpContext:
     op = registry.get(node.op)
     in_types = [graph.types[x] if x else None for x in node.inputs]
     in_values = [graph.constants.get(x) if x else None for x in node.inputs]
     ctx = registry.make_context(op, node.name, node.attrs, in_types, in_values)
+    ctx.target = Target.parse(target)
     registry.infer_node(op, ctx)
     return ctx
 
 
-def workload_of(graph: Graph, node: Node) -> dict:
-    """What a kernel computes, independently of names: the key of tuning records."""
-    import numpy as np
+@dataclass
+class KernelCompute:
+    """What a node's kernel computes, before any schedule: its tensor expressions."""
 
-    attrs = {k: (v.tolist() if isinstance(v, np.ndarray) else v)
-             for k, v in sorted(node.attrs.items()) if not hasattr(v, "nodes")}
-    values = {str(k): graph.constants[x].tolist() for k, x in enumerate(node.inputs)
-              if x in graph.constants and graph.constants[x].size <= 64}
-    return {"op": node.op, "attrs": attrs,
-            "inputs": [[list(graph.types[x].shape), graph.types[x].dtype] if x else None
-                       for x in node.inputs],
-            "values": values}
+    args: list       # placeholders of the inputs it reads, then its output tensors
+    arg_names: list  # the graph tensors bound to ``args``
+    outputs: list    # the output tensors
+    family: str      # the schedule family (a fused group's: its anchor's)
+    anchor: object   # the tensor of the op whose family it is (None: the first output)
 
 
-def node_kernel(graph: Graph, node: Node, name: str, tuning: dict | None = None) -> Kernel:
-    """Build, schedule and lower the kernel computing ``node``; a tuning record for its
-    workload (``tuning``: task key -> record) replaces the default schedule."""
-    from dlc.schedules import apply_schedule
-
+def kernel_compute(graph: Graph, node: Node, target=None) -> KernelCompute:
+    """The tensor expressions computing ``node`` for ``target`` (default: the host CPU)."""
     op = registry.get(node.op)
-    ctx = node_context(graph, node)
+    ctx = node_context(graph, node, target)
     placeholders = []
     for k, x in enumerate(node.inputs):
         if not x or k in op.value_inputs:
@@ -109,13 +105,27 @@ def node_kernel(graph: Graph, node: Node, name: str, tuning: dict | None = None)
     used = _reachable_placeholders(real_outputs)
     in_args = [(x, p) for x, p in zip(node.inputs, placeholders)
                if p is not None and id(p.op) in used]
-    args = [p for _, p in in_args] + real_outputs
-    sch = Schedule(args, name=name)
+    return KernelCompute([p for _, p in in_args] + real_outputs,
+                         [x for x, _ in in_args] + [nm for _, nm in kept], real_outputs,
+                         getattr(ctx, "anchor_schedule", op.schedule),
+                         getattr(ctx, "anchor_tensor", None))
+
+
+def node_kernel(graph: Graph, node: Node, name: str, tuning: dict | None = None,
+                target=None) -> Kernel:
+    """Build, schedule and lower the kernel computing ``node`` for ``target`` (default:
+    the host CPU); a tuning record for its task (``tuning``: task key -> record, see
+    dlc.autotune.task) replaces the default schedule."""
+    from dlc.schedules import apply_schedule, default_config
+
+    target = Target.parse(target)
+    comp = kernel_compute(graph, node, target)
+    sch = Schedule(comp.args, name=name)
     record = None
     if tuning:
-        from dlc.autotune.log import task_key
+        from dlc.autotune.task import computation_key
 
-        record = tuning.get(task_key(workload_of(graph, node)))
+        record = tuning.get(computation_key(comp))
     if record is not None:
         from dlc.errors import ScheduleError
         from dlc.tir.schedule import Trace
@@ -126,12 +136,8 @@ def node_kernel(graph: Graph, node: Node, name: str, tuning: dict | None = None)
             raise ScheduleError(f"tuning record {record.get('_line', '')} does not apply to "
                                 f"node {node.name!r}: {err}") from None
     else:
-        anchor = getattr(ctx, "anchor_tensor", None)
-        schedule = getattr(ctx, "anchor_schedule", op.schedule)
-        apply_schedule(schedule, sch, real_outputs, anchor)
-    func = lower(sch)
-    arg_names = [x for x, _ in in_args] + [nm for _, nm in kept]
-    return Kernel(name, func, arg_names, node.name, record is not None)
+        apply_schedule(comp.family, sch, comp.outputs, comp.anchor, default_config(target))
+    return Kernel(name, lower(sch), comp.arg_names, node.name, record is not None)
 
 
 def _reachable_placeholders(outputs) -> set:

@@ -1,0 +1,75 @@
+"""Tasks: identity by canonical computation, extraction from models, lowering by config."""
+
+import numpy as np
+import pytest
+
+from dlc.autotune.task import extract_tasks
+from dlc.compiler.kernels import lower_graph
+from dlc.errors import ScheduleError
+from dlc.graph import GraphBuilder
+from dlc.tir.canonical import canonical_text
+
+
+def conv_model(name, relu_names=("r",)):
+    b = GraphBuilder(name)
+    x = b.input("x" + name, (1, 16, 12, 12))
+    w = b.constant(np.random.default_rng(0).random((16, 16, 3, 3), np.float32))
+    y = b.op("Relu", b.op("Conv", x, w, pads=[1, 1, 1, 1]))
+    b.output(b.op("Conv", y, w, pads=[1, 1, 1, 1]))
+    return b.build()
+
+
+def test_fused_bodies_that_differ_make_different_tasks():
+    b = GraphBuilder("m")
+    x = b.input("x", (4, 100))
+    b.output(b.op("Exp", b.op("Relu", x)), b.op("Exp", b.op("Abs", x)))
+    tasks = extract_tasks(b.build())
+    assert [t.workload["attrs"]["ops"] for t in tasks] == [["Relu", "Exp"], ["Abs", "Exp"]]
+    assert tasks[0].key != tasks[1].key
+
+
+def test_same_computation_under_other_names_is_one_task_counted_per_occurrence():
+    tasks = extract_tasks([conv_model("a"), conv_model("b")])
+    keys = {t.key for t in tasks}
+    assert len(keys) == len(tasks)
+    by_models = {tuple(sorted(t.models.items())) for t in tasks}
+    assert by_models == {(("a", 1), ("b", 1))}
+    assert all(t.weight == 2 for t in tasks)
+    assert all(t.flops > 0 for t in tasks if t.template == "conv2d_nchwc")
+
+
+def test_default_configuration_lowers_to_the_compiled_kernel():
+    from dlc.compile import run_graph_passes
+    from dlc.graph.passes.infer_types import infer_types
+
+    graph = run_graph_passes(infer_types(conv_model("a")))
+    kernels = lower_graph(graph)
+    tasks = extract_tasks(conv_model("a"))
+    assert len(tasks) == len(kernels)
+    for task, kernel in zip(tasks, kernels):
+        func, trace = task.lower()
+        assert canonical_text(func) == canonical_text(kernel.func)
+        assert trace["primitives"]
+
+
+def test_a_configuration_changes_the_schedule_and_is_checked():
+    task = next(t for t in extract_tasks(conv_model("a")) if t.template == "conv2d_nchwc")
+    space = task.space()
+    assert len(space) > 1 and "tile_columns" in space.knobs
+    default = canonical_text(task.lower()[0])
+    other = dict(space.default(), tile_columns=3)
+    assert canonical_text(task.lower(other)[0]) != default
+    with pytest.raises(ScheduleError, match="is not one of"):
+        task.lower(dict(space.default(), tile_columns=999))
+    with pytest.raises(ScheduleError, match="unknown knob"):
+        task.lower(dict(space.default(), no_such_knob=1))
+
+
+def test_inputs_use_the_model_constants_and_seeded_random_data():
+    task = next(t for t in extract_tasks(conv_model("a")) if t.template == "conv2d_nchwc")
+    specs = task.param_specs()
+    assert [s["output"] for s in specs].count(True) == 1
+    a, b = task.inputs(seed=1), task.inputs(seed=1)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    weights = [s["name"] for s in specs if s["name"] in task.graph.constants]
+    assert weights
