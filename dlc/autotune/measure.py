@@ -273,6 +273,11 @@ class Runner:
             raise getattr(errors, reply["raise"], DlcError)(reply["message"])
         return MeasureResult(reply["seconds"], reply["error"], reply["message"])
 
+    @property
+    def pid(self) -> int | None:
+        """The measuring process's id (None before the first run and after a crash)."""
+        return self._process.pid if self._process is not None else None
+
     def _request(self, built: Built, inputs: list, reference, slow_after) -> dict:
         spec = next(f for f in built.metadata["functions"] if f["name"] == built.name)
         n_out = sum(1 for p in spec["params"] if p.get("output"))

@@ -2,8 +2,9 @@
 
 Both kinds of process are started with multiprocessing's "spawn" method by
 :mod:`dlc.autotune.measure`, so none inherits the parent's LLVM or OpenMP state. This
-module imports only NumPy and the standard library at the top: the measuring process
-loads kernels through ``dlc.runtime`` and never imports LLVM.
+module imports only the standard library at the top: the measuring process sets its thread
+counts (OpenMP's for the kernels, one thread for NumPy's BLAS) before NumPy or any kernel
+library loads, then loads kernels through ``dlc.runtime``, never LLVM.
 
 Measuring process protocol (one ``multiprocessing`` Connection): the child sends
 ``{"ready": pid}`` once started, then answers each request dict (see :func:`run_request`)
@@ -12,13 +13,11 @@ with one reply dict; ``None`` asks it to exit.
 
 from __future__ import annotations
 
-import math
+import gc
 import os
 import signal
 import time
 import traceback
-
-import numpy as np
 
 # Reply keys: "seconds" (list), "error" (an ERROR_CLASSES name or None), "message" (str);
 # or "raise" (an exception class name in dlc.errors) and "message" for a caller's mistake.
@@ -27,10 +26,12 @@ import numpy as np
 def serve(conn, threads: int) -> None:
     """Main loop of the measuring process: load, check and time one kernel per request."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    # Before any library brings in libgomp, which reads these when it loads.
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    os.environ["DLC_NUM_THREADS"] = str(threads)
-    import dlc.runtime.module  # noqa: F401  (imported before "ready": not timed per request)
+    # Before NumPy loads OpenBLAS and a kernel library brings in libgomp: both read these
+    # when they load.
+    os.environ.update(OMP_NUM_THREADS=str(threads), DLC_NUM_THREADS=str(threads),
+                      OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    import dlc.autotune.verify  # noqa: F401  (NumPy; imported now, not timed per request)
+    import dlc.runtime.module  # noqa: F401
 
     conn.send({"ready": os.getpid()})
     while True:
@@ -44,7 +45,12 @@ def serve(conn, threads: int) -> None:
             reply = run_request(request, threads)
         except Exception as err:  # noqa: BLE001 - reported, and the process stays usable
             reply = {"seconds": [], "error": "runtime_crash", "message": one_line(err)}
-        conn.send(reply)
+        try:
+            conn.send(reply)
+        except OSError:
+            return
+        del request, reply
+        gc.collect()  # a Module and its Kernels refer to each other: unload the library now
 
 
 def run_request(request: dict, threads: int) -> dict:
@@ -54,6 +60,7 @@ def run_request(request: dict, threads: int) -> dict:
     Request keys: library, metadata, function, inputs, reference, slow_after, warmup,
     min_repeats, min_seconds, max_repeats, max_seconds (the wall-time budget for all runs).
     """
+    from dlc.autotune.verify import compare_outputs, filled_output
     from dlc.errors import ArgumentError, DlcError
     from dlc.runtime.module import Module
 
@@ -62,7 +69,7 @@ def run_request(request: dict, threads: int) -> dict:
         module = Module(request["library"], request["metadata"])
         module.set_num_threads(threads)
         kernel = module.get_function(request["function"])
-        outputs = [_filled(p) for p in kernel.params if p.get("output")]
+        outputs = [filled_output(p) for p in kernel.params if p.get("output")]
         inputs = iter(request["inputs"])
         args = [next(inputs) if not p.get("output") else None for p in kernel.params]
         out = iter(outputs)
@@ -131,94 +138,12 @@ def _repeat(kernel, addresses: list, first: float, start: float, request: dict) 
     return times
 
 
-def _filled(param: dict) -> np.ndarray:
-    """A fresh output array that no correct kernel leaves as it is: NaN for floats, bytes
-    0xA5 for the rest (not 0 or 1 for bool, an unlikely value for integers)."""
-    from dlc.runtime.module import _numpy_dtype
-
-    dtype = _numpy_dtype(param["dtype"])
-    shape = tuple(param["shape"])
-    if _is_float(dtype):
-        return np.full(shape, np.nan, dtype=dtype)
-    array = np.empty(shape, dtype=dtype)
-    array.view(np.uint8).fill(0xA5)
-    return array
-
-
-def _is_float(dtype: np.dtype) -> bool:
-    return dtype.kind == "f" or (dtype.kind == "V" and "float" in dtype.name)
-
-
-#: Relative tolerance per float dtype (atol is this times the largest finite |reference|).
-RTOL = {"float64": 1e-6, "float32": 1e-3, "float16": 1e-2, "bfloat16": 2e-2}
-LOW_PRECISION_RTOL = 1e-1  # float8 kinds and others not listed
-
-
-def compare_outputs(outputs: list, reference: list, names: list) -> str | None:
-    """None when every output matches its reference, else a one-line message naming the
-    worst element. Floats: within rtol (by dtype, :data:`RTOL`) and atol = rtol x the
-    largest finite |reference|, NaN exactly where the reference has NaN; others: exact."""
-    if len(outputs) != len(reference):
-        return f"{len(outputs)} outputs but {len(reference)} references"
-    for out, ref, name in zip(outputs, reference, names):
-        ref = np.asarray(ref)
-        if ref.shape != out.shape:
-            return f"output {name} has shape {out.shape}, the reference {ref.shape}"
-        if _is_float(out.dtype):
-            message = _compare_floats(out, ref, name)
-        else:
-            message = _compare_exact(out, ref, name)
-        if message:
-            return message
-    return None
-
-
-def _compare_floats(out: np.ndarray, ref: np.ndarray, name: str) -> str | None:
-    rtol = RTOL.get(out.dtype.name, LOW_PRECISION_RTOL)
-    got, want = out.astype(np.float64), ref.astype(np.float64)
-    finite = np.isfinite(want)
-    scale = float(np.max(np.abs(want[finite]))) if finite.any() else 0.0
-    atol = rtol * scale
-    close = np.isclose(got, want, rtol=rtol, atol=atol, equal_nan=True)
-    if close.all():
-        return None
-    with np.errstate(invalid="ignore"):
-        error = np.abs(got - want) / (atol + rtol * np.abs(want) + 1e-300)
-    error = np.where(close, -1.0, np.nan_to_num(error, nan=np.inf, posinf=np.inf))
-    worst = _index(np.argmax(error), out.shape)
-    count = int((~close).sum())
-    hint = " (never written?)" if math.isnan(got[worst]) and not math.isnan(want[worst]) else ""
-    return (f"output {name}{list(worst)} = {got[worst]:.6g}, expected {want[worst]:.6g}"
-            f"{hint}; {count} of {out.size} elements differ beyond rtol={rtol:g}, "
-            f"atol={atol:.3g}")
-
-
-def _compare_exact(out: np.ndarray, ref: np.ndarray, name: str) -> str | None:
-    if ref.dtype != out.dtype:
-        ref = ref.astype(out.dtype)
-    # compared as bytes, so that an unwritten bool (0xA5) is not "True"
-    got = out.view(np.uint8).reshape(out.shape + (-1,))
-    same = (got == ref.view(np.uint8).reshape(ref.shape + (-1,))).all(axis=-1)
-    if same.all():
-        return None
-    worst = _index(np.argmin(same), out.shape)
-    count = int((~same).sum())
-    unset = got[worst].tobytes() == b"\xa5" * out.itemsize
-    value = got[worst][0] if out.dtype == np.bool_ else out[worst]
-    return (f"output {name}{list(worst)} = {value}, expected {ref[worst]}"
-            f"{' (never written?)' if unset else ''}; {count} of {out.size} elements differ")
-
-
-def _index(flat, shape: tuple) -> tuple:
-    return tuple(int(i) for i in np.unravel_index(int(flat), shape))
-
-
 def one_line(err: BaseException) -> str:
     """``Type: first line of the message`` (plus where, for errors that are not dlc's)."""
     from dlc.errors import DlcError
 
     text = str(err).strip().splitlines()
-    line = f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
+    line = type(err).__name__ + (f": {text[0]}" if text else "")
     if not isinstance(err, DlcError):
         frames = traceback.extract_tb(err.__traceback__)
         if frames:

@@ -12,7 +12,7 @@ from helpers import rand
 import dlc
 from dlc import te
 from dlc.autotune.measure import ERROR_CLASSES, Builder, Built, MeasureResult, Runner, measure
-from dlc.autotune.worker import compare_outputs
+from dlc.autotune.verify import compare_outputs
 from dlc.errors import ArgumentError, DlcError
 from dlc.expr import nodes as n
 from dlc.tir import stmt as s
@@ -126,6 +126,15 @@ def test_correct_kernel_is_checked_and_timed(builder, runner, data):
     built = build_one(builder, scaled(2, parallel=True))  # libgomp in a spawned process
     assert built.metadata["functions"][0]["name"] == built.name == "scale"
     assert_measured(runner.run(built, *data))
+
+
+def test_measuring_process_runs_parallel_loops_on_the_threads_asked(builder, runner, data):
+    built = build_one(builder, scaled(2, parallel=True))
+    with Runner(threads=1) as alone:
+        for r, threads in ((alone, 1), (runner, 2)):
+            assert r.run(built, *data).error is None
+            # the main thread and libgomp's workers (NumPy's BLAS is kept to the main one)
+            assert len(os.listdir(f"/proc/{r.pid}/task")) == threads
 
 
 def test_segfault_is_a_runtime_crash_and_the_next_candidate_runs(builder, runner, data):
