@@ -59,6 +59,8 @@ class MeasureResult:
     error: str | None = None
     message: str = ""
     build_seconds: float = 0.0
+    #: the outputs of the first run, when :meth:`Runner.run` was asked to keep them
+    outputs: list | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         if self.error is not None and self.error not in ERROR_CLASSES:
@@ -244,13 +246,16 @@ class Runner:
         self._finalizer = None
 
     def run(self, built, inputs: list, reference: list | None,
-            slow_after: float | None = None) -> MeasureResult:
+            slow_after: float | None = None, keep_outputs: bool = False) -> MeasureResult:
         """Check and time one candidate (a build error is returned as it is). ``inputs``
         are the arrays of the kernel's input parameters in order; ``reference`` the expected
-        outputs (None: not checked)."""
+        outputs (None: not checked). ``keep_outputs``: return the first run's outputs too
+        (``result.outputs``), e.g. to use the default schedule's as the reference."""
         if isinstance(built, MeasureResult):
             return built
-        result = self._run(built, self._request(built, inputs, reference, slow_after))
+        request = self._request(built, inputs, reference, slow_after)
+        request["keep_outputs"] = keep_outputs
+        result = self._run(built, request)
         result.build_seconds = built.build_seconds
         return result
 
@@ -271,7 +276,8 @@ class Runner:
             raise
         if "raise" in reply:
             raise getattr(errors, reply["raise"], DlcError)(reply["message"])
-        return MeasureResult(reply["seconds"], reply["error"], reply["message"])
+        return MeasureResult(reply["seconds"], reply["error"], reply["message"],
+                             outputs=reply.get("outputs"))
 
     @property
     def pid(self) -> int | None:

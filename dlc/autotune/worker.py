@@ -58,7 +58,8 @@ def run_request(request: dict, threads: int) -> dict:
     with ``request["reference"]`` (if any), then time warm-ups and repeats.
 
     Request keys: library, metadata, function, inputs, reference, slow_after, warmup,
-    min_repeats, min_seconds, max_repeats, max_seconds (the wall-time budget for all runs).
+    min_repeats, min_seconds, max_repeats, max_seconds (the wall-time budget for all runs),
+    keep_outputs (send the first run's outputs back).
     """
     from dlc.autotune.verify import compare_outputs, filled_output
     from dlc.errors import ArgumentError, DlcError
@@ -79,6 +80,8 @@ def run_request(request: dict, threads: int) -> dict:
         return {"raise": "ArgumentError", "message": str(err)}
     except DlcError as err:
         return {"seconds": [], "error": "runtime_crash", "message": one_line(err)}
+    # later runs write the same arrays again: keep what the checked run wrote
+    first_outputs = [o.copy() for o in outputs] if request.get("keep_outputs") else None
     if request["reference"] is not None:
         names = [p["name"] for p in kernel.params if p.get("output")]
         wrong = compare_outputs(outputs, request["reference"], names)
@@ -97,7 +100,10 @@ def run_request(request: dict, threads: int) -> dict:
         return {"seconds": [], "error": "timeout",
                 "message": f"one run takes {first:.3g} s; the budget of "
                            f"{request['max_seconds']:.3g} s leaves no room for a timed run"}
-    return {"seconds": times, "error": None, "message": ""}
+    reply = {"seconds": times, "error": None, "message": ""}
+    if request.get("keep_outputs"):
+        reply["outputs"] = first_outputs
+    return reply
 
 
 def _timed(kernel, args) -> float:

@@ -128,6 +128,15 @@ def test_correct_kernel_is_checked_and_timed(builder, runner, data):
     assert_measured(runner.run(built, *data))
 
 
+def test_default_schedule_outputs_serve_as_reference(builder, runner, data):
+    default, wrong = builder.build([scaled(2), scaled(3)])
+    result = runner.run(default, data[0], None, keep_outputs=True)
+    assert_measured(result)
+    np.testing.assert_array_equal(result.outputs[0], data[1][0])
+    assert runner.run(wrong, data[0], result.outputs).error == "wrong_result"
+    assert runner.run(default, *data).outputs is None
+
+
 def test_measuring_process_runs_parallel_loops_on_the_threads_asked(builder, runner, data):
     built = build_one(builder, scaled(2, parallel=True))
     with Runner(threads=1) as alone:
