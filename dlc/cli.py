@@ -431,7 +431,8 @@ def cmd_report(args) -> int:
     records, skipped = report.read_records(args.log)
     if not records:
         raise UsageError(f"{args.log} holds no tuning records" + (
-            f" ({len(skipped)} lines skipped; the first: {skipped[0]})" if skipped else ""))
+            f" ({len(skipped)} line{'s' * (len(skipped) != 1)} skipped; the first: "
+            f"{skipped[0]})" if skipped else ""))
     for line in skipped[:5]:
         print(f"dlc report: warning: skipped {line}", file=sys.stderr)
     if len(skipped) > 5:

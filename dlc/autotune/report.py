@@ -138,6 +138,8 @@ def read_records(path) -> tuple[list[dict], list[str]]:
             skipped.append(f"{path}:{number}: not a schema-2 tuning record")
             continue
         records.append(record)
+    if skipped and not records:
+        raise DlcError(f"{skipped[0]}: {path} is not a tuning log")
     return records, skipped
 
 

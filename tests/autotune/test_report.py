@@ -230,7 +230,8 @@ def test_cli_report_warns_about_a_torn_line_and_goes_on(tmp_path):
 @pytest.mark.parametrize("content, fragment", [
     (None, "no such file"),
     ("", "holds no tuning records"),
-    ("not json\n\x00\n", "holds no tuning records (2 lines skipped; the first: "),
+    ("not json\n\x00\n", "bad.jsonl:1: not a JSON object"),
+    ('{"schema": 3, "task": "t"}\n', "bad.jsonl:1: "),
     (b"\xff\xfe garbage", "not UTF-8"),
 ])
 def test_cli_report_bad_logs_fail_in_one_line(tmp_path, content, fragment):
