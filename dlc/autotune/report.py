@@ -264,10 +264,11 @@ def host_ghz(cpuinfo: str = "/proc/cpuinfo") -> float | None:
 
 
 def record_peak(record: dict, ghz: float | None, fma_units: int = 2) -> float | None:
-    """The peak estimate for a record's target and threads (None when unknown)."""
+    """The peak estimate for a record's target and threads (None when unknown); a record
+    without a thread count ran on every core of the machine, taken to be this one."""
     target = record.get("target") if isinstance(record.get("target"), dict) else {}
     lanes = vector_lanes(target.get("features", ""))
-    cores = record.get("threads")
+    cores = record.get("threads") if record.get("threads") is not None else os.cpu_count()
     if not lanes or not ghz or not isinstance(cores, int) or cores < 1:
         return None
     return peak_gflops(cores, lanes, fma_units, ghz)
@@ -319,7 +320,8 @@ def _summarize_task(key, label, records, weights, ghz) -> TaskSummary:
         task_weights = {}
         for r in records:
             if isinstance(r.get("weights"), dict):
-                task_weights.update({str(m): int(n) for m, n in r["weights"].items()})
+                task_weights.update({str(m): n for m, n in r["weights"].items()
+                                     if isinstance(n, int) and not isinstance(n, bool)})
     flops = next((r["flops"] for r in ([best_record] if best_record else []) + records
                   if isinstance(r.get("flops"), (int, float)) and r["flops"] > 0), None)
     peak = record_peak(best_record or records[0], ghz)
@@ -405,6 +407,10 @@ def format_errors(errors: dict[str, int], names: dict = ERROR_NAMES) -> str:
     return ", ".join(f"{names.get(c, c)} {errors[c]}" for c in order) or "-"
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' * (count != 1)}"
+
+
 def _number(value: float | None, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
@@ -429,8 +435,9 @@ def table_rows(summary: Summary) -> list[tuple[str, ...]]:
 def model_line(m: ModelSummary) -> str:
     """One sentence: the model's estimate, its speed-up and the first third's share."""
     if m.estimate_seconds is None:
-        line = (f"model {m.name}: no estimate, {len(m.missing)} of its {len(m.weights)} "
-                "tasks have no measured schedule")
+        line = (f"model {m.name}: no estimate, {len(m.missing)} of its "
+                f"{plural(len(m.weights), 'task')} {'has' if len(m.missing) == 1 else 'have'} "
+                "no measured schedule")
     else:
         line = f"model {m.name}: estimated latency {format_seconds(m.estimate_seconds)}"
         if m.speedup:
@@ -450,8 +457,8 @@ def format_table(summary: Summary, title: str = "") -> str:
         seconds = (summary.last_time - summary.first_time).total_seconds()
         span = (f", {summary.first_time:%Y-%m-%d %H:%M} to {summary.last_time:%H:%M} "
                 f"({format_duration(seconds)})")
-    lines.append(f"{title + ': ' if title else ''}{summary.records} records, "
-                 f"{len(summary.tasks)} tasks{span}")
+    lines.append(f"{title + ': ' if title else ''}{plural(summary.records, 'record')}, "
+                 f"{plural(len(summary.tasks), 'task')}{span}")
     for label in summary.targets:
         lines.append(f"target: {label}")
     rows = [TABLE_COLUMNS, *table_rows(summary)]

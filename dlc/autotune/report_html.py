@@ -22,6 +22,7 @@ from dlc.autotune.report import (
     format_errors,
     format_seconds,
     model_line,
+    plural,
     table_rows,
     trace_to_python,
 )
@@ -66,7 +67,7 @@ def render(summary: Summary, title: str) -> str:
 
 
 def _header(summary: Summary) -> str:
-    text = f"{summary.records} records, {len(summary.tasks)} tasks"
+    text = f"{plural(summary.records, 'record')}, {plural(len(summary.tasks), 'task')}"
     if summary.first_time and summary.last_time:
         seconds = (summary.last_time - summary.first_time).total_seconds()
         text += (f", {summary.first_time:%Y-%m-%d %H:%M} to {summary.last_time:%H:%M} "

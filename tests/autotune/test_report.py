@@ -137,7 +137,7 @@ def test_text_table_shows_the_numbers():
     assert ("model m1: estimated latency 110.0 us (default schedules 470.0 us, 4.27x faster); "
             "50% of the final tuned speed within the first third of the trials (4 of 12)"
             in lines)
-    assert "model m3: no estimate, 1 of its 2 tasks have no measured schedule" in text
+    assert "model m3: no estimate, 1 of its 2 tasks has no measured schedule" in text
 
 
 def test_model_estimates_over_the_tuning():
@@ -198,6 +198,11 @@ def test_peak_estimate_and_its_unknowns(tmp_path, monkeypatch):
     assert "% peak: of" not in text
     plain = [rec("a" * 40, [1e-4], flops=1e6, target=dict(TARGET, features="+64bit"))]
     assert report.summarize(plain, ghz=2.0).tasks[0].percent_of_peak is None
+    every_core = [rec("a" * 40, [1e-4], flops=1e6, threads=None)]   # ran on all cores
+    assert report.summarize(every_core, ghz=2.0).tasks[0].peak_gflops == pytest.approx(
+        os.cpu_count() * 2 * 2 * 8 * 2.0)
+    text = report.format_table(report.summarize(every_core, ghz=2.0))
+    assert text.startswith("1 record, 1 task, ")
 
 
 # -- reading logs --------------------------------------------------------------------------
@@ -208,6 +213,21 @@ def test_torn_and_odd_lines_are_skipped_with_a_reason(tmp_path):
     assert len(records) == 3 and len(skipped) == 3
     assert all(path in line for line in skipped)
     assert report.summarize(records).tasks[0].trials == 2
+
+
+def test_odd_records_are_reported_as_far_as_they_go():
+    """Records missing optional parts, or with parts of the wrong type, still summarize."""
+    records = [{"task": "t", "seconds": [2e-3, 1e-3, "x"], "error": None},
+               {"task": "t", "seconds": [3e-3], "error": "timeout", "time": "yesterday",
+                "weights": {"m": "two", "n": 1}, "flops": "many"},
+               {"task": "t", "seconds": [4e-3], "error": None, "workload": {"outputs": [7]}}]
+    summary = report.summarize(records, ghz=2.0)
+    (t,) = summary.tasks
+    assert (t.trials, t.errors, t.best_seconds) == (3, {"timeout": 1}, 4e-3)
+    assert t.name == "task()" and t.weights == {"n": 1} and t.gflops is None
+    assert summary.first_time is None and summary.models[0].timeline[0][1] is None
+    assert "3 records, 1 task\n" in report.format_table(summary)
+    assert "<svg" in report.render_html(summary)
 
 
 # -- the command line ----------------------------------------------------------------------
