@@ -494,43 +494,8 @@ def render_html(summary: Summary, title: str = "tuning report") -> str:
 def trace_to_python(trace: dict) -> str:
     """A trace (``{"version": 1, "primitives": [...]}``) as Python lines calling the
     schedule API on ``sch``, a Schedule of the task's tensors; run, they replay it."""
+    from dlc.tir.schedule.trace import Trace
+
     if not isinstance(trace, dict) or not isinstance(trace.get("primitives"), list):
         raise ScheduleError("a trace is {'version': 1, 'primitives': [...]}")
-    return "\n".join(_primitive_to_python(r) for r in trace["primitives"])
-
-
-def _primitive_to_python(r: dict) -> str:
-    kind = r.get("primitive") if isinstance(r, dict) else None
-    try:
-        stage = repr(r["stage"])
-
-        def loop(name):
-            return f"sch.loop({stage}, {name!r})"
-
-        if kind == "split":
-            how = f"factor={r['factor']!r}" if r.get("factor") is not None else \
-                f"nparts={r['nparts']!r}"
-            return f"sch.split({loop(r['loop'])}, {how})"
-        if kind == "tile":
-            return (f"sch.tile({loop(r['x'])}, {loop(r['y'])}, {r['x_factor']!r}, "
-                    f"{r['y_factor']!r})")
-        if kind in ("fuse", "reorder"):
-            return f"sch.{kind}({', '.join(loop(name) for name in r['loops'])})"
-        if kind in ("vectorize", "unroll", "parallel"):
-            return f"sch.{kind}({loop(r['loop'])})"
-        if kind == "bind":
-            return f"sch.bind({loop(r['loop'])}, {r['thread']!r})"
-        if kind == "compute_at":
-            return f"sch.compute_at({stage}, sch.loop({r['target']!r}, {r['loop']!r}))"
-        if kind in ("compute_inline", "compute_root"):
-            return f"sch.{kind}({stage})"
-        if kind == "cache_read":
-            return f"sch.cache_read({stage}, {r['scope']!r}, {list(r['readers'])!r})"
-        if kind == "cache_write":
-            return f"sch.cache_write({stage}, {r['scope']!r})"
-        if kind == "rfactor":
-            return (f"sch.rfactor({stage}, {loop(r['loop'])}, "
-                    f"factor_axis={r.get('factor_axis', 0)!r})")
-    except (KeyError, TypeError) as err:
-        raise ScheduleError(f"trace primitive {r!r} lacks a field ({err})") from None
-    raise ScheduleError(f"unknown primitive {kind!r} in trace (written by a newer dlc?)")
+    return Trace(trace["primitives"]).to_python()

@@ -414,9 +414,9 @@ def test_trace_to_python_refuses_what_it_cannot_print():
     with pytest.raises(ScheduleError, match="unknown primitive 'warp'"):
         report.trace_to_python({"version": 1, "primitives": [{"primitive": "warp",
                                                               "stage": "C"}]})
-    with pytest.raises(ScheduleError, match="lacks a field"):
+    with pytest.raises(ScheduleError, match="primitive 0 \\(split\\): no field 'loop'"):
         report.trace_to_python({"version": 1, "primitives": [{"primitive": "split",
-                                                              "stage": "C"}]})
+                                                              "stage": "C", "factor": 4}]})
     with pytest.raises(ScheduleError):
         report.trace_to_python(None)
 
@@ -425,7 +425,7 @@ def test_html_shows_a_trace_that_cannot_be_printed():
     records = crafted_log()[:1]
     records[0]["trace"] = {"version": 1, "primitives": [{"primitive": "warp", "stage": "C"}]}
     page = report.render_html(report.summarize(records, ghz=2.0))
-    assert "# the trace cannot be printed: unknown primitive" in page
+    assert "# the trace cannot be printed: primitive 0 (warp): unknown primitive" in page
 
 
 def test_model_weights_without_task_module(monkeypatch):
