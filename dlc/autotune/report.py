@@ -13,12 +13,13 @@ trace as calls to the schedule API. Everything is a pure function of the records
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import statistics
 import warnings
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from dlc.errors import DlcError, ScheduleError
 
@@ -123,8 +124,6 @@ def read_records(path) -> tuple[list[dict], list[str]]:
         raise DlcError(f"cannot read tuning log {path}: {err.strerror or err}") from None
     except UnicodeDecodeError:
         raise DlcError(f"{path} is not a tuning log (not UTF-8 text)") from None
-    import json
-
     records, skipped = [], []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -190,13 +189,16 @@ def error_message(record: dict) -> str:
 
 
 def record_time(record: dict) -> datetime | None:
+    """When a record was written (a time without a zone is taken as UTC, as schema-1
+    records upgraded from old logs have them)."""
     text = record.get("time")
     if not isinstance(text, str):
         return None
     try:
-        return datetime.fromisoformat(text)
+        when = datetime.fromisoformat(text)
     except ValueError:
         return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def target_label(record: dict) -> str:

@@ -228,6 +228,10 @@ def test_odd_records_are_reported_as_far_as_they_go():
     assert summary.first_time is None and summary.models[0].timeline[0][1] is None
     assert "3 records, 1 task\n" in report.format_table(summary)
     assert "<svg" in report.render_html(summary)
+    records[0]["time"], records[2]["time"] = "2026-11-23T10:00:00", "2026-11-23T10:00:30Z"
+    summary = report.summarize(records, ghz=2.0)     # a naive time is UTC
+    assert (summary.last_time - summary.first_time).total_seconds() == 30
+    assert [e for _, e, _ in summary.models[0].timeline] == [0, None, 30]
 
 
 # -- the command line ----------------------------------------------------------------------
