@@ -1,10 +1,11 @@
-"""The ``dlc`` command line: compile, run, inspect, bench.
+"""The ``dlc`` command line: compile, run, inspect, bench, report.
 
     dlc compile model.onnx -o model.dlc [--target T] [--opt-level N]
                 [--input-shape x=1x3x224x224] [--tuning-log log.jsonl]
     dlc run model.dlc [--input x=x.npy | --input inputs.npz] [--output out.npz]
     dlc inspect model.onnx|model.dlc [--stage graph|fused|loops|llvm]
     dlc bench model.dlc [--compare-onnxruntime model.onnx] [--threads N]
+    dlc report tune.jsonl [--model model.onnx] [--html report.html]
 
 Exit codes: 0 success, 2 bad input or usage (a one-line message on stderr), 1 internal
 error (a dlc bug). ``--verbose`` (before or after the command) adds the traceback.
@@ -405,6 +406,37 @@ def cmd_bench(args) -> int:
     return EXIT_OK
 
 
+def cmd_report(args) -> int:
+    from dlc.autotune import report
+
+    for path, what in ((args.log, "a tuning log"), (args.model, "an ONNX model")):
+        if path and not os.path.exists(path):
+            raise UsageError(f"{path}: no such file")
+        if path and os.path.isdir(path):
+            raise UsageError(f"{path} is a directory, not {what}")
+    if args.html:
+        _check_writable(args.html)
+    records, skipped = report.read_records(args.log)
+    if not records:
+        raise UsageError(f"{args.log} holds no tuning records" + (
+            f" ({len(skipped)} line{'s' * (len(skipped) != 1)} skipped; the first: "
+            f"{skipped[0]})" if skipped else ""))
+    for line in skipped[:5]:
+        print(f"dlc report: warning: skipped {line}", file=sys.stderr)
+    if len(skipped) > 5:
+        print(f"dlc report: warning: skipped {len(skipped) - 5} more lines", file=sys.stderr)
+    weights = report.model_weights(args.model) if args.model else None
+    summary = report.summarize(records, weights)
+    print(report.format_table(summary, title=args.log), end="")
+    if args.html:
+        from dlc.runtime.artifact import atomic_write
+
+        page = report.render_html(summary, f"dlc tuning report: {os.path.basename(args.log)}")
+        atomic_write(args.html, [page.encode("utf-8")])
+        print(f"wrote {args.html}")
+    return EXIT_OK
+
+
 def _model_threads(model) -> int | None:
     """Threads a model's parallel loops use (None for a model compiled per shape)."""
     executor = getattr(model, "executor", None)
@@ -513,6 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub, common)
     _add_inspect(sub, common)
     _add_bench(sub, common)
+    _add_report(sub, common)
     return parser
 
 
@@ -593,6 +626,22 @@ def _add_bench(sub, common) -> None:
                    help="input shape for an ONNX model with symbolic dimensions")
     _add_progress(p)
     p.set_defaults(func=cmd_bench)
+
+
+def _add_report(sub, common) -> None:
+    p = sub.add_parser("report", parents=[common], help="summarize a tuning log",
+                       description="Summarize a tuning log: per task the trials, errors by "
+                       "class, best latency, GFLOP/s and share of this machine's peak, "
+                       "speed-up over the default schedule and trials to reach 95%% of the "
+                       "best; per model the estimated latency.")
+    p.add_argument("log", help="tuning log (JSON lines, as dlc tune writes)")
+    p.add_argument("--model", metavar="MODEL.onnx",
+                   help="weigh tasks by their occurrences in this model (default: the "
+                        "weights the log records)")
+    p.add_argument("--html", metavar="REPORT.html",
+                   help="also write a self-contained HTML page with plots and the winning "
+                        "schedules as code")
+    p.set_defaults(func=cmd_report)
 
 
 def main(argv=None) -> int:

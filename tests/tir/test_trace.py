@@ -67,6 +67,9 @@ def test_replayed_trace_gives_the_identical_loop_nest_and_result():
     args, sch = tiled_schedule()
     replayed = dlc.Schedule.from_trace(args, sch.trace.to_json())
     assert str(dlc.lower(replayed)) == str(dlc.lower(sch))
+    printed = dlc.Schedule(args)
+    exec(sch.trace.to_python(), {"sch": printed})
+    assert printed.trace == sch.trace
     assert replayed.trace == sch.trace
     a, b = rand((9, 11), seed=1), rand((11, 10), seed=2)
     check(replayed, [a, b], a @ b, rtol=1e-4)
@@ -77,6 +80,25 @@ def test_replay_from_a_trace_object_and_on_fresh_tensors():
     A, B, C = matmul(9, 10, 11)  # new tensors with the same names and shapes
     replayed = dlc.Schedule.from_trace([A, B, C], dlc.Trace(sch.trace.records))
     assert str(dlc.lower(replayed)) == str(dlc.lower(sch))
+
+
+def test_trace_printed_as_python_replays_to_the_identical_loop_nest():
+    args, sch = tiled_schedule()
+    code = sch.trace.to_python()
+    lines = code.splitlines()
+    assert len(lines) == len(sch.trace)
+    assert lines[2] == "sch.tile(sch.loop('C', 'i'), sch.loop('C', 'j'), 4, 4)"
+    assert lines[4] == "sch.split(sch.loop('C.local', 'k'), nparts=3)"
+    printed = dlc.Schedule(list(matmul(9, 10, 11)))
+    exec(code, {"sch": printed})
+    assert printed.trace == sch.trace and str(dlc.lower(printed)) == str(dlc.lower(sch))
+
+
+def test_trace_printed_as_python_gpu_and_unknown_primitives():
+    bind = dlc.Trace([{"primitive": "bind", "stage": "C", "loop": "i", "thread": "blockIdx.x"}])
+    assert bind.to_python() == "sch.bind(sch.loop('C', 'i'), 'blockIdx.x')"
+    with pytest.raises(dlc.ScheduleError, match="primitive 1 \\(swizzle\\): unknown primitive"):
+        dlc.Trace(bind.records + [{"primitive": "swizzle", "stage": "C"}]).to_python()
 
 
 @pytest.mark.parametrize("text, message", [
@@ -222,3 +244,6 @@ def test_random_legal_schedule(data):
     check(sch, inputs, ref, rtol=1e-4, atol=1e-5)
     replayed = dlc.Schedule.from_trace(args, sch.trace.to_json())
     assert str(dlc.lower(replayed)) == str(dlc.lower(sch))
+    printed = dlc.Schedule(args)
+    exec(sch.trace.to_python(), {"sch": printed})
+    assert printed.trace == sch.trace

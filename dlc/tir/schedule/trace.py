@@ -54,6 +54,18 @@ class Trace:
                 raise ScheduleError(f"replaying primitive {k} ({record.get('primitive')}): "
                                     f"{err}") from None
 
+    def to_python(self) -> str:
+        """The primitives as Python lines calling the schedule API on ``sch`` (a Schedule of
+        the same tensors), which replay them, e.g.
+        ``sch.split(sch.loop('C', 'i'), factor=4)``."""
+        lines = []
+        for k, record in enumerate(self.records):
+            try:
+                lines.append(_to_python(record))
+            except ScheduleError as err:
+                raise ScheduleError(f"primitive {k} ({record.get('primitive')}): {err}") from None
+        return "\n".join(lines)
+
     def __repr__(self) -> str:
         lines = []
         for r in self.records:
@@ -92,3 +104,41 @@ def _replay(sch, r: dict) -> None:
         sch.rfactor(r["stage"], loop(r["loop"]), factor_axis=r.get("factor_axis", 0))
     else:
         raise ScheduleError(f"unknown primitive {kind!r} in trace")
+
+
+def _to_python(r: dict) -> str:
+    """One primitive as the schedule-API call that ``_replay`` makes."""
+    kind = r.get("primitive")
+    try:
+        stage = repr(r["stage"])
+
+        def loop(name):
+            return f"sch.loop({stage}, {name!r})"
+
+        if kind == "split":
+            how = (f"factor={r['factor']!r}" if r.get("factor") is not None
+                   else f"nparts={r['nparts']!r}")
+            return f"sch.split({loop(r['loop'])}, {how})"
+        if kind == "tile":
+            return (f"sch.tile({loop(r['x'])}, {loop(r['y'])}, {r['x_factor']!r}, "
+                    f"{r['y_factor']!r})")
+        if kind in ("fuse", "reorder"):
+            return f"sch.{kind}({', '.join(loop(name) for name in r['loops'])})"
+        if kind in ("vectorize", "unroll", "parallel"):
+            return f"sch.{kind}({loop(r['loop'])})"
+        if kind == "bind":
+            return f"sch.bind({loop(r['loop'])}, {r['thread']!r})"
+        if kind == "compute_at":
+            return f"sch.compute_at({stage}, sch.loop({r['target']!r}, {r['loop']!r}))"
+        if kind in ("compute_inline", "compute_root"):
+            return f"sch.{kind}({stage})"
+        if kind == "cache_read":
+            return f"sch.cache_read({stage}, {r['scope']!r}, {list(r['readers'])!r})"
+        if kind == "cache_write":
+            return f"sch.cache_write({stage}, {r['scope']!r})"
+        if kind == "rfactor":
+            return (f"sch.rfactor({stage}, {loop(r['loop'])}, "
+                    f"factor_axis={r.get('factor_axis', 0)!r})")
+    except (KeyError, TypeError) as err:
+        raise ScheduleError(f"no field {err}") from None
+    raise ScheduleError(f"unknown primitive {kind!r} in trace (written by a newer dlc?)")
