@@ -5,6 +5,8 @@
     dlc run model.dlc [--input x=x.npy | --input inputs.npz] [--output out.npz]
     dlc inspect model.onnx|model.dlc [--stage graph|fused|loops|llvm]
     dlc bench model.dlc [--compare-onnxruntime model.onnx] [--threads N]
+    dlc tune model.onnx [more.onnx ...] --log tune.jsonl [--trials N | --time 20m]
+             [--target T] [--threads N] [--search model|random] [--seed S]
     dlc report tune.jsonl [--model model.onnx] [--html report.html]
 
 Exit codes: 0 success, 2 bad input or usage (a one-line message on stderr), 1 internal
@@ -406,6 +408,38 @@ def cmd_bench(args) -> int:
     return EXIT_OK
 
 
+def cmd_tune(args) -> int:
+    from dlc.autotune.tuner import parse_budget, tune
+
+    for path in args.model:
+        if not os.path.exists(path):
+            raise UsageError(f"{path}: no such file")
+        if _check_input_file(path):
+            raise UsageError(f"{path} is a compiled .dlc artifact; tune takes ONNX models")
+    if args.trials is None and args.time is None:
+        raise UsageError("give a budget: --trials N, --time 20m, or both")
+    if args.trials is not None and args.trials < 1:
+        raise UsageError(f"--trials must be at least 1, got {args.trials}")
+    _check_writable(args.log)
+    shapes = dict(_parse_shape(s) for s in args.input_shape or [])
+    seconds = parse_budget(args.time) if args.time is not None else None
+    result = tune(args.model, args.log, target=args.target, trials=args.trials,
+                  seconds=seconds, threads=args.threads, seed=args.seed, search=args.search,
+                  input_shapes=shapes or None)
+    tuned = sum(1 for r in result.tasks if r.best_seconds is not None)
+    print(f"tuned {len(result.tasks)} task(s) ({tuned} with a working schedule) in "
+          f"{result.seconds:.0f} s; {sum(r.trials for r in result.tasks)} measurements in "
+          f"{args.log}")
+    estimate = result.model_seconds()
+    if estimate is not None:
+        default = sum(r.task.weight * r.default_seconds for r in result.tasks
+                      if r.default_seconds is not None)
+        print(f"  estimated latency (sum of kernels): {estimate * 1e3:.3f} ms, default "
+              f"schedules {default * 1e3:.3f} ms ({default / estimate:.2f}x)")
+    print(f"  apply with: dlc compile {args.model[0]} --tuning-log {args.log}")
+    return EXIT_OK
+
+
 def cmd_report(args) -> int:
     from dlc.autotune import report
 
@@ -545,8 +579,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub, common)
     _add_inspect(sub, common)
     _add_bench(sub, common)
+    _add_tune(sub, common)
     _add_report(sub, common)
     return parser
+
+
+def _add_tune(sub, common) -> None:
+    p = sub.add_parser("tune", parents=[common], help="search schedules for this machine",
+                       description="Tune the kernels of one or more ONNX models on this "
+                       "machine; every measurement is appended to the log, and a run given "
+                       "the same log resumes.")
+    p.add_argument("model", nargs="+", help="ONNX model file(s)")
+    p.add_argument("--log", required=True, metavar="LOG.jsonl", help="tuning log (appended)")
+    p.add_argument("--trials", type=int, help="measurements in all (new ones)")
+    p.add_argument("--time", metavar="20m", help="wall-time budget: 90s, 20m, 1.5h")
+    p.add_argument("--target", default="llvm", help="target (default: llvm, this CPU)")
+    p.add_argument("--threads", type=int, help="threads per kernel (default: every core)")
+    p.add_argument("--search", choices=("model", "random"), default="model",
+                   help="model: evolutionary search guided by the cost model (default); "
+                        "random: the baseline")
+    p.add_argument("--seed", type=int, default=0, help="seed of the search (default 0)")
+    p.add_argument("--input-shape", action="append", metavar="NAME=1x3x224x224",
+                   help="concrete shape of an input with symbolic dimensions (repeatable)")
+    p.set_defaults(func=cmd_tune)
 
 
 def _add_compile(sub, common) -> None:
