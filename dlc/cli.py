@@ -299,10 +299,15 @@ def cmd_compile(args) -> int:
 
 def _tuned_count(model, log: str) -> int:
     """Kernels whose schedule came from the tuning log."""
+    import warnings
+
     from dlc.autotune.log import best_records, task_key
     from dlc.compiler.kernels import workload_of
+    from dlc.errors import DlcWarning
 
-    records = best_records(log, model.target.kind)
+    with warnings.catch_warnings():  # dlc.compile has shown them
+        warnings.simplefilter("ignore", DlcWarning)
+        records, _ = best_records(log, model.target)
     names = {k.name for k in model.kernels}
     return sum(1 for k, node in enumerate(model.graph.nodes)
                if any(n.startswith(f"k{k}_") for n in names)
@@ -620,9 +625,30 @@ def main(argv=None) -> int:
 
 
 def _run_command(args) -> int:
-    from dlc.errors import DlcError, InternalError
+    import warnings
 
     prefix = f"dlc {args.command}"
+    with warnings.catch_warnings():
+        warnings.showwarning = _warning_printer(prefix, warnings.showwarning)
+        return _run_checked(args, prefix)
+
+
+def _warning_printer(prefix: str, fallback):
+    """showwarning that prints a DlcWarning as one line ("dlc compile: warning: ...")."""
+    from dlc.errors import DlcWarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DlcWarning):
+            print(f"{prefix}: warning: {_one_line(message)}", file=sys.stderr)
+        else:
+            fallback(message, category, filename, lineno, file, line)
+
+    return show
+
+
+def _run_checked(args, prefix: str) -> int:
+    from dlc.errors import DlcError, InternalError
+
     try:
         return args.func(args)
     except UsageError as err:

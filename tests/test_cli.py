@@ -359,10 +359,11 @@ def test_progress_rate_limit():
 
 
 # -- tuning logs --------------------------------------------------------------------------
-def _split_record(onnx_path, log):
+def _split_record(onnx_path, log, target="llvm", split=True):
     """A tuning record for the model's first node (at opt-level 0: Add on 16 floats): its
-    loop split by 4, a trace made on the same workload."""
-    from dlc.autotune.log import append_record
+    loop split by 4 (or left alone), a trace made on the same workload, measured on
+    ``target``."""
+    from dlc.autotune.log import LogWriter, make_record, task_key
     from dlc.compile import import_model
     from dlc.compiler.kernels import ident, node_context, workload_of
     from dlc.graph.passes.infer_types import infer_types
@@ -374,9 +375,14 @@ def _split_record(onnx_path, log):
                     for x in node.inputs]
     (out,) = registry.get(node.op).compute(node_context(graph, node), *placeholders)
     sch = dlc.Schedule([*placeholders, out])
-    (i,) = sch.get_loops(out)
-    sch.split(i, factor=4)
-    append_record(log, workload_of(graph, node), "llvm", sch.trace.to_json(), seconds=[1e-6])
+    if split:
+        (i,) = sch.get_loops(out)
+        sch.split(i, factor=4)
+    workload = workload_of(graph, node)
+    with LogWriter(log) as writer:
+        writer.append(make_record(task_key(workload), workload, node.op, target, 1, {},
+                                  sch.trace, [1e-6], None, 0))
+    return workload
 
 
 def test_tuning_log_changes_the_schedule(files, tmp_path):
@@ -386,6 +392,7 @@ def test_tuning_log_changes_the_schedule(files, tmp_path):
     tuned = run_cli("inspect", files["chain"], "--stage", "loops", "--opt-level", "0",
                     "--tuning-log", log)
     assert base[0] == tuned[0] == 0
+    assert tuned[2] == ""  # no warning
     first_base, rest_base = base[1].split("\n\n", 1)
     first_tuned, rest_tuned = tuned[1].split("\n\n", 1)
     assert "i0.outer in range(4)" in first_tuned and "i0.outer" not in first_base
@@ -401,15 +408,70 @@ def test_tuning_log_changes_the_schedule(files, tmp_path):
     assert "i0.outer" in str(compiled.kernels[0].func)
 
 
+def test_tuning_log_records_for_another_cpu_or_schema_are_not_applied(files, tmp_path):
+    """Records of another CPU, of schema 1 (old task keys) and torn lines are named in one
+    warning line each; the kernel keeps its default schedule."""
+    import json
+
+    from dlc.autotune.log import task_key
+
+    log = tmp_path / "log.jsonl"
+    workload = _split_record(files["chain"], log, target="llvm -mcpu=cascadelake")
+    _split_record(files["chain"], log, target="llvm -mcpu=znver4")
+    record = json.loads(log.read_text().splitlines()[0])
+    old = {"version": 1, "task": task_key(workload), "workload": workload, "target": "llvm",
+           "trace": record["trace"], "result": {"seconds": [1e-7], "error": None},
+           "time": "2026-11-23T10:00:00"}
+    with open(log, "a") as f:
+        f.write(json.dumps(old) + "\n" + json.dumps(record)[:40])
+    code, out, err = run_cli("inspect", files["chain"], "--stage", "loops", "--opt-level",
+                             "0", "--target", "llvm -mcpu=skylake", "--tuning-log", log)
+    assert code == 0, err
+    assert "i0.outer" not in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 3, err
+    assert all(line.startswith("dlc inspect: warning: ") for line in lines), err
+    assert "log.jsonl:4: torn last line skipped" in lines[0]
+    assert "ignored 1 record of schema 1" in lines[1]
+    assert ("ignored 2 records for another CPU (1 cascadelake, 1 znver4; this target is "
+            "skylake)") in lines[2]
+    with pytest.warns(dlc.DlcWarning) as caught:
+        compiled = dlc.compile(files["chain"], opt_level=0, target="llvm -mcpu=skylake",
+                               tuning_log=log)
+    assert [str(w.message) for w in caught] == [line.split("warning: ", 1)[1]
+                                                for line in lines]
+    assert "i0.outer" not in str(compiled.kernels[0].func)
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ('{"version": 99}\n', "unsupported tuning record version 99"),
+    ('{"version": 1, "task": "t", "trace": [], "result": {}}\n', "'trace'"),
+    ('{"schema": 3, "task": "t"}\n', "schema 3 is newer than this dlc reads (2)"),
+])
+def test_unusable_tuning_records_are_skipped(files, tmp_path, content, fragment):
+    log = tmp_path / "log.jsonl"
+    log.write_text(content)
+    code, out, err = run_cli("compile", files["chain"], "-o", tmp_path / "t.dlc",
+                             "--tuning-log", log)
+    assert code == 0, err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("dlc compile: warning: ") and fragment in line, line
+    assert f"{log}:1: " in line
+    assert "tuned kernels:  0" in out
+
+
 @pytest.mark.parametrize("content, fragment", [
     ("not json\n", "log.jsonl:1: not a JSON object"),
-    ('{"version": 99}\n', "unsupported tuning record"),
-    ('{"version": 1, "task": "t", "trace": [], "result": {}}\n', "'trace'"),
+    ('{"name": "a package.json"}\n', "not a tuning log"),
     (b"\x93NUMPY\x01\x00", "not a tuning log"),
+    (None, "is a directory, not a tuning log"),
 ])
 def test_malformed_tuning_log(files, tmp_path, content, fragment):
     log = tmp_path / "log.jsonl"
-    log.write_bytes(content if isinstance(content, bytes) else content.encode())
+    if content is None:
+        log.mkdir()
+    else:
+        log.write_bytes(content if isinstance(content, bytes) else content.encode())
     out = tmp_path / "t.dlc"
     assert_error(run_cli("compile", files["chain"], "-o", out, "--tuning-log", log), fragment)
     assert not out.exists()
