@@ -17,6 +17,7 @@ from dlc.errors import (  # noqa: E402,F401
     CodegenError,
     DlcError,
     DlcTypeError,
+    DlcWarning,
     InternalError,
     LoweringError,
     ModelError,

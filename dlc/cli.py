@@ -712,9 +712,30 @@ def main(argv=None) -> int:
 
 
 def _run_command(args) -> int:
-    from dlc.errors import DlcError, InternalError
+    import warnings
 
     prefix = f"dlc {args.command}"
+    with warnings.catch_warnings():
+        warnings.showwarning = _warning_printer(prefix, warnings.showwarning)
+        return _run_checked(args, prefix)
+
+
+def _warning_printer(prefix: str, fallback):
+    """showwarning that prints a DlcWarning as one line ("dlc compile: warning: ...")."""
+    from dlc.errors import DlcWarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DlcWarning):
+            print(f"{prefix}: warning: {_one_line(message)}", file=sys.stderr)
+        else:
+            fallback(message, category, filename, lineno, file, line)
+
+    return show
+
+
+def _run_checked(args, prefix: str) -> int:
+    from dlc.errors import DlcError, InternalError
+
     try:
         return args.func(args)
     except UsageError as err:

@@ -87,6 +87,20 @@ def run_graph_passes(graph: Graph, opt_level: int = 3, target: Target | None = N
     return graph
 
 
+def tuning_records(tuning_log, target: Target) -> dict:
+    """Task key -> the best record of ``tuning_log`` for ``target``; the records it ignores
+    (another CPU, an old schema) are named in one DlcWarning line per reason."""
+    import warnings
+
+    from dlc.autotune.log import best_records
+    from dlc.errors import DlcWarning
+
+    best, reasons = best_records(tuning_log, target)
+    for reason in reasons:
+        warnings.warn(f"{tuning_log}: {reason}", DlcWarning, stacklevel=3)
+    return best
+
+
 def compile(model, target=None, input_shapes=None, name: str | None = None,  # noqa: A001
             tuning_log=None, progress=None, opt_level: int = 3):
     """Compile a model for ``target`` ("llvm", the default, is this CPU).
@@ -102,11 +116,7 @@ def compile(model, target=None, input_shapes=None, name: str | None = None,  # n
     from dlc.compiler.model import CompiledModel, DynamicModel
 
     target = Target.parse(target).check_available()
-    tuning = None
-    if tuning_log:
-        from dlc.autotune.log import best_records
-
-        tuning = best_records(tuning_log, target.kind)
+    tuning = tuning_records(tuning_log, target) if tuning_log else None
     start = time.perf_counter()
     source = import_model(model, input_shapes)
     graph = infer_types(source)
@@ -128,11 +138,7 @@ def inspect_stage(model, stage: str, input_shapes=None, target=None,
     from dlc.compiler.kernels import lower_graph
 
     target = Target.parse(target).check_available()
-    tuning = None
-    if tuning_log:
-        from dlc.autotune.log import best_records
-
-        tuning = best_records(tuning_log, target.kind)
+    tuning = tuning_records(tuning_log, target) if tuning_log else None
     graph = infer_types(import_model(model, input_shapes))
     if stage == "graph":
         return str(graph)

@@ -7,6 +7,11 @@ class DlcError(Exception):
     """Base class of every error dlc raises on purpose."""
 
 
+class DlcWarning(UserWarning):
+    """Something dlc skipped or worked around, the result still correct (a torn line of a
+    tuning log, records for another CPU): shown as one line, never raised."""
+
+
 class DlcTypeError(DlcError, TypeError):
     """An expression or tensor was built with incompatible dtypes or arguments."""
 

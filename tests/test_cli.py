@@ -25,7 +25,7 @@ from tiny_models import (
 )
 
 import dlc
-from dlc import cli, te
+from dlc import cli
 from dlc.runtime import artifact
 
 COMMANDS = ["compile", "run", "inspect", "bench"]
@@ -359,24 +359,22 @@ def test_progress_rate_limit():
 
 
 # -- tuning logs --------------------------------------------------------------------------
-def _split_record(onnx_path, log):
-    """A tuning record for the model's first node (at opt-level 0: Add on 16 floats): its
-    loop split by 4, a trace made on the same workload."""
-    from dlc.autotune.log import append_record
-    from dlc.compile import import_model
-    from dlc.compiler.kernels import ident, node_context, workload_of
-    from dlc.graph.passes.infer_types import infer_types
-    from dlc.ops import registry
+def _split_record(onnx_path, log, target="llvm", split=True):
+    """A tuning record for the model's first kernel (at opt-level 0: Add on 16 floats):
+    its loop split by 4 (or left alone), measured on ``target``."""
+    from dlc.autotune.log import LogWriter, make_record
+    from dlc.autotune.task import extract_tasks
 
-    graph = infer_types(import_model(onnx_path))
-    node = graph.nodes[0]
-    placeholders = [te.placeholder(graph.types[x].shape, graph.types[x].dtype, name=ident(x))
-                    for x in node.inputs]
-    (out,) = registry.get(node.op).compute(node_context(graph, node), *placeholders)
-    sch = dlc.Schedule([*placeholders, out])
-    (i,) = sch.get_loops(out)
-    sch.split(i, factor=4)
-    append_record(log, workload_of(graph, node), "llvm", sch.trace.to_json(), seconds=[1e-6])
+    task = extract_tasks(onnx_path, opt_level=0)[0]
+    comp = task.compute()
+    sch = dlc.Schedule(comp.args)
+    if split:
+        (i,) = sch.get_loops(comp.outputs[0])
+        sch.split(i, factor=4)
+    with LogWriter(log) as writer:
+        writer.append(make_record(task.key, task.workload, task.template, target, 1, {},
+                                  sch.trace, [1e-6], None, 0))
+    return task.workload
 
 
 def test_tuning_log_changes_the_schedule(files, tmp_path):
@@ -386,6 +384,9 @@ def test_tuning_log_changes_the_schedule(files, tmp_path):
     tuned = run_cli("inspect", files["chain"], "--stage", "loops", "--opt-level", "0",
                     "--tuning-log", log)
     assert base[0] == tuned[0] == 0
+    assert tuned[2].strip() == ("dlc inspect: warning: 3 of 4 kernels have no tuning record "
+                                "for this target and use the default schedule (k1_n1, k2_n2, "
+                                "k3_n3)"), tuned[2]
     first_base, rest_base = base[1].split("\n\n", 1)
     first_tuned, rest_tuned = tuned[1].split("\n\n", 1)
     assert "i0.outer in range(4)" in first_tuned and "i0.outer" not in first_base
@@ -401,15 +402,71 @@ def test_tuning_log_changes_the_schedule(files, tmp_path):
     assert "i0.outer" in str(compiled.kernels[0].func)
 
 
+def test_tuning_log_records_for_another_cpu_or_schema_are_not_applied(files, tmp_path):
+    """Records of another CPU, of schema 1 (old task keys) and torn lines are named in one
+    warning line each; the kernel keeps its default schedule."""
+    import hashlib
+    import json
+
+    log = tmp_path / "log.jsonl"
+    workload = _split_record(files["chain"], log, target="llvm -mcpu=cascadelake")
+    _split_record(files["chain"], log, target="llvm -mcpu=znver4")
+    record = json.loads(log.read_text().splitlines()[0])
+    old_key = hashlib.sha1(json.dumps(workload, sort_keys=True).encode()).hexdigest()
+    old = {"version": 1, "task": old_key, "workload": workload, "target": "llvm",
+           "trace": record["trace"], "result": {"seconds": [1e-7], "error": None},
+           "time": "2026-11-23T10:00:00"}
+    with open(log, "a") as f:
+        f.write(json.dumps(old) + "\n" + json.dumps(record)[:40])
+    code, out, err = run_cli("inspect", files["chain"], "--stage", "loops", "--opt-level",
+                             "0", "--target", "llvm -mcpu=skylake", "--tuning-log", log)
+    assert code == 0, err
+    assert "i0.outer" not in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 4, err
+    assert all(line.startswith("dlc inspect: warning: ") for line in lines), err
+    assert "log.jsonl:4: torn last line skipped" in lines[0]
+    assert "ignored 1 record of schema 1" in lines[1]
+    assert ("ignored 2 records for another CPU (1 cascadelake, 1 znver4; this target is "
+            "skylake)") in lines[2]
+    assert "4 of 4 kernels have no tuning record" in lines[3]
+    with pytest.warns(dlc.DlcWarning) as caught:
+        compiled = dlc.compile(files["chain"], opt_level=0, target="llvm -mcpu=skylake",
+                               tuning_log=log)
+    assert [str(w.message) for w in caught] == [line.split("warning: ", 1)[1]
+                                                for line in lines]
+    assert "i0.outer" not in str(compiled.kernels[0].func)
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ('{"version": 99}\n', "unsupported tuning record version 99"),
+    ('{"version": 1, "task": "t", "trace": [], "result": {}}\n', "'trace'"),
+    ('{"schema": 3, "task": "t"}\n', "schema 3 is newer than this dlc reads (2)"),
+])
+def test_unusable_tuning_records_are_skipped(files, tmp_path, content, fragment):
+    log = tmp_path / "log.jsonl"
+    log.write_text(content)
+    code, out, err = run_cli("compile", files["chain"], "-o", tmp_path / "t.dlc",
+                             "--tuning-log", log)
+    assert code == 0, err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("dlc compile: warning: ") and fragment in line, line
+    assert f"{log}:1: " in line
+    assert "tuned kernels:  0" in out
+
+
 @pytest.mark.parametrize("content, fragment", [
     ("not json\n", "log.jsonl:1: not a JSON object"),
-    ('{"version": 99}\n', "unsupported tuning record"),
-    ('{"version": 1, "task": "t", "trace": [], "result": {}}\n', "'trace'"),
+    ('{"name": "a package.json"}\n', "not a tuning log"),
     (b"\x93NUMPY\x01\x00", "not a tuning log"),
+    (None, "is a directory, not a tuning log"),
 ])
 def test_malformed_tuning_log(files, tmp_path, content, fragment):
     log = tmp_path / "log.jsonl"
-    log.write_bytes(content if isinstance(content, bytes) else content.encode())
+    if content is None:
+        log.mkdir()
+    else:
+        log.write_bytes(content if isinstance(content, bytes) else content.encode())
     out = tmp_path / "t.dlc"
     assert_error(run_cli("compile", files["chain"], "-o", out, "--tuning-log", log), fragment)
     assert not out.exists()

@@ -50,6 +50,17 @@ def lower_graph(graph: Graph, target=None, tuning: dict | None = None,
                                 f"{type(err).__name__}: {err}") from err
     if progress:
         progress(len(graph.nodes), len(graph.nodes), "lowering kernels")
+    untuned = [k.name for k in kernels if not k.tuned]
+    if tuning is not None and untuned:
+        import warnings
+
+        from dlc.errors import DlcWarning
+
+        shown = ", ".join(untuned[:8]) + (f", ... ({len(untuned) - 8} more)"
+                                          if len(untuned) > 8 else "")
+        warnings.warn(f"{len(untuned)} of {len(kernels)} kernels have no tuning record for "
+                      f"this target and use the default schedule ({shown})", DlcWarning,
+                      stacklevel=2)
     return kernels
 
 
