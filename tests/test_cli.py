@@ -22,6 +22,7 @@ from tiny_models import (
     constant_value,
     constants_model,
     small_model,
+    small_reference,
 )
 
 import dlc
@@ -359,47 +360,53 @@ def test_progress_rate_limit():
 
 
 # -- tuning logs --------------------------------------------------------------------------
-def _split_record(onnx_path, log, target="llvm", split=True):
-    """A tuning record for the model's first kernel (at opt-level 0: Add on 16 floats):
-    its loop split by 4 (or left alone), measured on ``target``."""
+def _tuned_record(onnx_path, log, target="llvm", config=None):
+    """A tuning record for the small model's dense kernel: ``config`` (default: one-row
+    register tiles, ``mr = 1``), measured on ``target``."""
     from dlc.autotune.log import LogWriter, make_record
     from dlc.autotune.task import extract_tasks
 
-    task = extract_tasks(onnx_path, opt_level=0)[0]
-    comp = task.compute()
-    sch = dlc.Schedule(comp.args)
-    if split:
-        (i,) = sch.get_loops(comp.outputs[0])
-        sch.split(i, factor=4)
+    task = next(t for t in extract_tasks(onnx_path) if t.template == "dense")
+    config = {"mr": 1} if config is None else config
+    try:
+        _, trace = task.lower(config)
+    except dlc.errors.ScheduleError:  # a configuration of another version of the template
+        _, trace = task.lower()
     with LogWriter(log) as writer:
-        writer.append(make_record(task.key, task.workload, task.template, target, 1, {},
-                                  sch.trace, [1e-6], None, 0))
+        writer.append(make_record(task.key, task.workload, task.template, target, 1, config,
+                                  trace, [1e-6], None, 0))
     return task.workload
 
 
 def test_tuning_log_changes_the_schedule(files, tmp_path):
     log = tmp_path / "log.jsonl"
-    _split_record(files["chain"], log)
-    base = run_cli("inspect", files["chain"], "--stage", "loops", "--opt-level", "0")
-    tuned = run_cli("inspect", files["chain"], "--stage", "loops", "--opt-level", "0",
-                    "--tuning-log", log)
+    _tuned_record(files["small"], log)
+    base = run_cli("inspect", files["small"], "--stage", "loops")
+    tuned = run_cli("inspect", files["small"], "--stage", "loops", "--tuning-log", log)
     assert base[0] == tuned[0] == 0
     assert tuned[2].strip() == ("dlc inspect: warning: 3 of 4 kernels have no tuning record "
-                                "for this target and use the default schedule (k1_n1, k2_n2, "
-                                "k3_n3)"), tuned[2]
-    first_base, rest_base = base[1].split("\n\n", 1)
-    first_tuned, rest_tuned = tuned[1].split("\n\n", 1)
-    assert "i0.outer in range(4)" in first_tuned and "i0.outer" not in first_base
-    assert rest_tuned == rest_base  # the other kernels keep their default schedules
-    code, out, err = run_cli("compile", files["chain"], "-o", tmp_path / "t.dlc",
-                             "--opt-level", "0", "--tuning-log", log)
+                                "for this target and use the default schedule (k0_add, "
+                                "k2_softmax, k3_identity)"), tuned[2]
+    base_kernels, tuned_kernels = base[1].split("\n\n"), tuned[1].split("\n\n")
+    changed = [k for k, (a, b) in enumerate(zip(base_kernels, tuned_kernels)) if a != b]
+    assert changed == [1]  # the dense kernel; the others keep their default schedules
+    assert "unrolled(2)" in base_kernels[1] and "unrolled(2)" not in tuned_kernels[1]
+    code, out, err = run_cli("compile", files["small"], "-o", tmp_path / "t.dlc",
+                             "--tuning-log", log)
     assert code == 0, err
     assert f"tuned kernels:  1 (schedules from {log})" in out
-    x = np.linspace(-1, 1, 16, dtype=np.float32)
+    x = np.linspace(-1, 1, 24, dtype=np.float32).reshape(2, 12)
     np.testing.assert_allclose(dlc.runtime.load(tmp_path / "t.dlc").run(x)[0],
-                               chain_reference(x, 4), rtol=1e-6)
-    compiled = dlc.compile(files["chain"], opt_level=0, tuning_log=log)
-    assert "i0.outer" in str(compiled.kernels[0].func)
+                               small_reference(x)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_a_record_that_no_longer_fits_its_template_keeps_the_default(files, tmp_path):
+    log = tmp_path / "log.jsonl"
+    _tuned_record(files["small"], log, config={"mr": 7})
+    code, out, err = run_cli("inspect", files["small"], "--stage", "loops", "--tuning-log", log)
+    assert code == 0, err
+    assert "does not fit template 'dense'" in err and "'mr' = 7 is not one of" in err
+    assert out == run_cli("inspect", files["small"], "--stage", "loops")[1]
 
 
 def test_tuning_log_records_for_another_cpu_or_schema_are_not_applied(files, tmp_path):
@@ -409,8 +416,8 @@ def test_tuning_log_records_for_another_cpu_or_schema_are_not_applied(files, tmp
     import json
 
     log = tmp_path / "log.jsonl"
-    workload = _split_record(files["chain"], log, target="llvm -mcpu=cascadelake")
-    _split_record(files["chain"], log, target="llvm -mcpu=znver4")
+    workload = _tuned_record(files["small"], log, target="llvm -mcpu=cascadelake")
+    _tuned_record(files["small"], log, target="llvm -mcpu=znver4")
     record = json.loads(log.read_text().splitlines()[0])
     old_key = hashlib.sha1(json.dumps(workload, sort_keys=True).encode()).hexdigest()
     old = {"version": 1, "task": old_key, "workload": workload, "target": "llvm",
@@ -418,10 +425,11 @@ def test_tuning_log_records_for_another_cpu_or_schema_are_not_applied(files, tmp
            "time": "2026-11-23T10:00:00"}
     with open(log, "a") as f:
         f.write(json.dumps(old) + "\n" + json.dumps(record)[:40])
-    code, out, err = run_cli("inspect", files["chain"], "--stage", "loops", "--opt-level",
-                             "0", "--target", "llvm -mcpu=skylake", "--tuning-log", log)
+    code, out, err = run_cli("inspect", files["small"], "--stage", "loops", "--target",
+                             "llvm -mcpu=skylake", "--tuning-log", log)
     assert code == 0, err
-    assert "i0.outer" not in out
+    assert out == run_cli("inspect", files["small"], "--stage", "loops", "--target",
+                          "llvm -mcpu=skylake")[1]
     lines = err.strip().splitlines()
     assert len(lines) == 4, err
     assert all(line.startswith("dlc inspect: warning: ") for line in lines), err
@@ -431,11 +439,10 @@ def test_tuning_log_records_for_another_cpu_or_schema_are_not_applied(files, tmp
             "skylake)") in lines[2]
     assert "4 of 4 kernels have no tuning record" in lines[3]
     with pytest.warns(dlc.DlcWarning) as caught:
-        compiled = dlc.compile(files["chain"], opt_level=0, target="llvm -mcpu=skylake",
-                               tuning_log=log)
+        compiled = dlc.compile(files["small"], target="llvm -mcpu=skylake", tuning_log=log)
     assert [str(w.message) for w in caught] == [line.split("warning: ", 1)[1]
                                                 for line in lines]
-    assert "i0.outer" not in str(compiled.kernels[0].func)
+    assert not any(k.tuned for k in compiled.kernels)
 
 
 @pytest.mark.parametrize("content, fragment", [
@@ -449,9 +456,10 @@ def test_unusable_tuning_records_are_skipped(files, tmp_path, content, fragment)
     code, out, err = run_cli("compile", files["chain"], "-o", tmp_path / "t.dlc",
                              "--tuning-log", log)
     assert code == 0, err
-    (line,) = err.strip().splitlines()
+    line, untuned = err.strip().splitlines()
     assert line.startswith("dlc compile: warning: ") and fragment in line, line
     assert f"{log}:1: " in line
+    assert "have no tuning record for this target and use the default schedule" in untuned
     assert "tuned kernels:  0" in out
 
 

@@ -137,18 +137,34 @@ def node_kernel(graph: Graph, node: Node, name: str, tuning: dict | None = None,
         from dlc.autotune.task import computation_key
 
         record = tuning.get(computation_key(comp))
-    if record is not None:
-        from dlc.errors import ScheduleError
-        from dlc.tir.schedule import Trace
-
-        try:
-            Trace(record["trace"]["primitives"]).apply(sch)
-        except (ScheduleError, KeyError, TypeError) as err:
-            raise ScheduleError(f"tuning record {record.get('_line', '')} does not apply to "
-                                f"node {node.name!r}: {err}") from None
-    else:
+    if record is not None and not _apply_record(record, sch, comp, target, node):
+        record, sch = None, Schedule(comp.args, name=name)  # the template's default
+    if record is None:
         apply_schedule(comp.family, sch, comp.outputs, comp.anchor, default_config(target))
     return Kernel(name, lower(sch), comp.arg_names, node.name, record is not None)
+
+
+def _apply_record(record: dict, sch: Schedule, comp: KernelCompute, target, node: Node):
+    """Schedule ``sch`` with the configuration of a tuning record (through the template,
+    so tensor names do not matter); False (with a warning) when its configuration no
+    longer fits the template."""
+    import warnings
+
+    from dlc.autotune.space import FixedConfig
+    from dlc.errors import DlcWarning, ScheduleError
+    from dlc.schedules import apply_schedule
+
+    config = record.get("config") or {}
+    cfg = FixedConfig(config, target)
+    try:
+        apply_schedule(comp.family, sch, comp.outputs, comp.anchor, cfg)
+        cfg.space.check(dict(cfg.space.default(), **config))
+    except ScheduleError as err:
+        warnings.warn(f"tuning record {record.get('_line', '')} does not fit template "
+                      f"{comp.family!r} of node {node.name!r} ({err}); it keeps the default "
+                      "schedule (retune with this dlc)", DlcWarning, stacklevel=4)
+        return False
+    return True
 
 
 def _reachable_placeholders(outputs) -> set:
