@@ -27,8 +27,11 @@ from dlc.target import Target
 
 #: Candidates measured per batch (one build round, then one timing round).
 BATCH = 8
-#: A candidate whose first run is this many times slower than the task's best stops early.
+#: A candidate whose first (cold) run is this many times slower than the task's best, and
+#: slower than EARLY_STOP_FLOOR seconds, stops early: a first run of a microsecond kernel
+#: is dominated by cold caches and says nothing.
 SLOW_FACTOR = 4.0
+EARLY_STOP_FLOOR = 1e-3
 
 
 @dataclass
@@ -160,7 +163,7 @@ class LocalEngine:
         from dlc.autotune.measure import measure
 
         return measure(funcs, inputs, reference, self.builder, self.runner,
-                       slow_after=slow_after, slow_factor=SLOW_FACTOR)
+                       slow_after=slow_after)
 
     def close(self) -> None:
         self.builder.close()
@@ -274,7 +277,8 @@ class _Run:
             funcs.append(func)
         best = self.scheduler.states[k].best
         results = iter(self.engine.measure(funcs, self.inputs[k], self.references[k],
-                                           SLOW_FACTOR * best if best else None))
+                                           max(SLOW_FACTOR * best, EARLY_STOP_FLOOR)
+                                           if best else None))
         outcomes = []
         for config, (func, trace, failed) in zip(configs, lowered):
             result = failed or next(results)

@@ -1,0 +1,59 @@
+"""The tuning loop end to end on a small model: records, resume, compile with the log."""
+
+import json
+
+import numpy as np
+import pytest
+from tiny_models import small_model, small_reference
+
+import dlc
+from dlc.autotune.log import read_log
+from dlc.autotune.tuner import parse_budget, tune
+from dlc.errors import DlcError
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return small_model(str(tmp_path_factory.mktemp("tune") / "small.onnx"))
+
+
+def test_tune_logs_every_measurement_resumes_and_compiles(model, tmp_path):
+    log = tmp_path / "tune.jsonl"
+    first = tune(model, log, trials=6, threads=1, progress=_Quiet())
+    records = read_log(log).records
+    assert len(records) == 6 == sum(r.trials for r in first.tasks)
+    assert {r["task"] for r in records} == {r.task.key for r in first.tasks}
+    for record in records:
+        assert record["schema"] == 2 and record["target"]["cpu"] and record["seed"] == 0
+        assert record["error"] is not None or record["seconds"]
+        assert record["weights"] == {"small": 1}
+    assert sum(r.get("default", False) for r in records) == 4  # the defaults come first
+    second = tune(model, log, trials=4, threads=1, progress=_Quiet())
+    again = read_log(log).records
+    keys = [(r["task"], json.dumps(r["config"], sort_keys=True)) for r in again]
+    assert len(keys) == len(set(keys))  # nothing measured twice
+    assert len(again) > len(records)
+    assert second.model_seconds() is not None
+    compiled = dlc.compile(model, tuning_log=log)
+    assert all(k.tuned for k in compiled.kernels)
+    x = np.linspace(-1, 1, 24, dtype=np.float32).reshape(2, 12)
+    np.testing.assert_allclose(compiled.run(x)[0], small_reference(x)[0], rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_budgets_are_checked():
+    assert parse_budget("90s") == 90 and parse_budget("20m") == 1200
+    assert parse_budget("1.5h") == 5400 and parse_budget("7") == 7
+    for bad in ("soon", "-3m", "0"):
+        with pytest.raises(DlcError, match="budget"):
+            parse_budget(bad)
+    with pytest.raises(DlcError, match="give a budget"):
+        tune("unused.onnx", "unused.jsonl")
+
+
+class _Quiet:
+    def update(self, *args, **kwargs):
+        pass
+
+    def close(self):
+        pass
