@@ -2,6 +2,7 @@
 results against numpy or the graph interpreter and raises on a mismatch)."""
 
 import importlib.util
+import os
 import pathlib
 
 import numpy as np
@@ -35,3 +36,11 @@ def test_native_cnn_tutorial(capsys, tmp_path):
     plan = results["memory_plan"]
     assert 0 < plan["arena_bytes"] < plan["without_reuse_bytes"]
     assert (tmp_path / "small_cnn.json").exists() and (tmp_path / "small_cnn.dlc").exists()
+
+
+def test_tune_tutorial_tunes_resumes_reports_and_compiles(capsys, tmp_path):
+    results = load("tune_cpu").main(["--trials", "12", "--out-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "--> correct" in out and "estimated latency" in out
+    assert sum(r.trials for r in results["result"].tasks) >= 12  # both runs' measurements
+    assert os.path.getsize(results["html"]) > 0
