@@ -346,6 +346,11 @@ CASES = {
     "matmul": (matmul, lambda: matmul(64, 48, 80)),
     "softmax": (softmax, lambda: softmax((4, 32, 32))),
     "layernorm": (layernorm, lambda: layernorm(32, 64)),
+    # square float32 GEMMs with both operands as inputs (dlc's MatMul template)
+    "gemm256": (lambda: matmul(256, 256, 256), lambda: matmul(32, 32, 32)),
+    "gemm512": (lambda: matmul(512, 512, 512), lambda: matmul(32, 32, 32)),
+    "gemm1024": (lambda: matmul(1024, 1024, 1024), lambda: matmul(32, 32, 32)),
+    "gemm2048": (lambda: matmul(2048, 2048, 2048), lambda: matmul(32, 32, 32)),
 }
 
 
