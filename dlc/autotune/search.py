@@ -134,13 +134,25 @@ class EvolutionarySearch:
         return out
 
     def _best_predicted(self, n: int, taken: set) -> list[dict]:
+        """The ``n`` best-scored unmeasured configurations, one per distinct feature
+        vector (configurations with the features of one measured or picked are most
+        often the same loop nest: a knob without effect there)."""
         if n <= 0:
             return []
         scored = self._evolve(taken)
+        seen = {self.features[key].tobytes() for key in taken
+                if self.features.get(key) is not None}
         out = []
-        for _, _, config in scored[:n]:
+        for _, _, config in scored:
+            if len(out) == n:
+                break
+            key = config_key(config)
+            fingerprint = self.features[key].tobytes()
+            if fingerprint in seen:
+                continue
+            seen.add(fingerprint)
             out.append(config)
-            taken.add(config_key(config))
+            taken.add(key)
         return out
 
     def _untrained_proposals(self, n: int, taken: set) -> list[dict]:
