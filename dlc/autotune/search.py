@@ -82,8 +82,9 @@ class EvolutionarySearch:
     half of it) and random samples; ``generations`` times, parents picked by tournament
     on the model's scores make children (uniform crossover, then a mutation through
     ``ConfigSpace.mutate``); the highest-scoring unmeasured configurations met (this round
-    or earlier: their features are kept) are proposed, except an ``epsilon`` share of
-    random ones that keeps exploring where the model knows nothing.
+    or earlier: their features are kept), one per feature vector not measured yet, are
+    proposed, except an ``epsilon`` share of random ones that keeps exploring where the
+    model knows nothing.
 
     ``featurize(config)`` returns the feature vector of a configuration (the tuner passes
     ``lambda c: extract(task.lower(c, target)[0])``); it costs a lowering, 10-50 ms, so at
