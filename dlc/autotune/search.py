@@ -82,8 +82,9 @@ class EvolutionarySearch:
     half of it) and random samples; ``generations`` times, parents picked by tournament
     on the model's scores make children (uniform crossover, then a mutation through
     ``ConfigSpace.mutate``); the highest-scoring unmeasured configurations met (this round
-    or earlier: their features are kept) are proposed, except an ``epsilon`` share of
-    random ones that keeps exploring where the model knows nothing.
+    or earlier: their features are kept), one per feature vector not measured yet, are
+    proposed, except an ``epsilon`` share of random ones that keeps exploring where the
+    model knows nothing.
 
     ``featurize(config)`` returns the feature vector of a configuration (the tuner passes
     ``lambda c: extract(task.lower(c, target)[0])``); it costs a lowering, 10-50 ms, so at
@@ -134,13 +135,25 @@ class EvolutionarySearch:
         return out
 
     def _best_predicted(self, n: int, taken: set) -> list[dict]:
+        """The ``n`` best-scored unmeasured configurations, one per distinct feature
+        vector (configurations with the features of one measured or picked are most
+        often the same loop nest: a knob without effect there)."""
         if n <= 0:
             return []
         scored = self._evolve(taken)
+        seen = {self.features[key].tobytes() for key in taken
+                if self.features.get(key) is not None}
         out = []
-        for _, _, config in scored[:n]:
+        for _, _, config in scored:
+            if len(out) == n:
+                break
+            key = config_key(config)
+            fingerprint = self.features[key].tobytes()
+            if fingerprint in seen:
+                continue
+            seen.add(fingerprint)
             out.append(config)
-            taken.add(config_key(config))
+            taken.add(key)
         return out
 
     def _untrained_proposals(self, n: int, taken: set) -> list[dict]:

@@ -186,3 +186,15 @@ def test_result_seconds():
     search = guided(0)
     search.update([space().default()], [FakeResult([], "runtime_crash")])
     assert search.throughput[config_key(space().default())] == 0.0
+
+
+def test_model_proposes_one_configuration_per_feature_vector():
+    """Knob e changes nothing the features see (as a knob without effect in some loop
+    nest): the model's picks never repeat the features of a measured or picked one."""
+    search = guided(0, featurize=lambda c: featurize(c)[:4], epsilon=0.0)
+    measured = {config_key(c) for c in run(search, 32)}
+    assert search.model.trained
+    batch = search.propose(8, measured)
+    fingerprints = [tuple(featurize(c)[:4]) for c in batch]
+    assert len(batch) == 8 and len(set(fingerprints)) == 8
+    assert not set(fingerprints) & {tuple(search.features[k]) for k in measured}
