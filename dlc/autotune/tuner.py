@@ -185,7 +185,11 @@ class _Run:
         self.trials = 0
         self.spaces = [t.space(target) for t in tasks]
         self.measured = [measured(records, t.key, target) for t in tasks]
-        self.training = TrainingSet.from_records(records, target)
+        # the cost model starts from what other tasks' records taught (transfer); this
+        # run's tasks learn their own records through their search (_replay), once
+        keys = {t.key for t in tasks}
+        self.training = TrainingSet.from_records(
+            [r for r in records if r["task"] not in keys], target)
         self.inputs: list = [None] * len(tasks)
         self.references: list = [None] * len(tasks)
         self.defaults: list = [None] * len(tasks)

@@ -57,3 +57,31 @@ class _Quiet:
 
     def close(self):
         pass
+
+
+@pytest.mark.tune
+def test_a_run_killed_with_sigkill_leaves_a_log_that_loads_and_resumes(model, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    log = tmp_path / "tune.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "dlc", "tune", model, "--log", str(log),
+                             "--trials", "1000", "--threads", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if log.exists() and log.read_text().count("\n") >= 6:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    before = read_log(log).records
+    assert len(before) >= 6
+    tune(model, log, trials=3, threads=1, progress=_Quiet())
+    after = read_log(log).records
+    keys = [(r["task"], json.dumps(r["config"], sort_keys=True)) for r in after]
+    assert len(keys) == len(set(keys)) and len(after) > len(before)
