@@ -1,1 +1,2 @@
-"""Tuning: logs of measured schedules (the search itself is future work)."""
+"""The autotuner: tasks, configuration spaces, search, measurement, logs, reports (see
+docs/architecture.md, "How a model is tuned")."""
