@@ -159,10 +159,26 @@ def one_line(err: BaseException) -> str:
 
 # Build processes -------------------------------------------------------------------------
 def init_build_process() -> None:
-    """Initializer of each build process: leave Ctrl-C to the parent; import LLVM now."""
+    """Initializer of each build process: leave Ctrl-C to the parent; exit when the parent
+    dies (a tuner killed with SIGKILL leaves no build process behind); import LLVM now."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
     import dlc.build  # noqa: F401
     import dlc.codegen.llvm.machine  # noqa: F401
+
+
+def _exit_with_parent(poll_seconds: float = 1.0) -> None:
+    """A daemon thread that ends this process once its parent is gone (re-parented)."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="dlc-parent-watch", daemon=True).start()
 
 
 def build_one(func, target) -> dict:

@@ -51,6 +51,16 @@ def test_budgets_are_checked():
         tune("unused.onnx", "unused.jsonl")
 
 
+def _children_of(pid: int) -> list:
+    """Processes whose command line names a multiprocessing child of ``pid``'s run (they
+    are re-parented when it dies; found by their spawn marker and start after it)."""
+    import subprocess
+
+    out = subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines()[1:]
+            if "spawn_main" in line and line.split()[1] in (str(pid), "1")]
+
+
 class _Quiet:
     def update(self, *args, **kwargs):
         pass
@@ -81,6 +91,10 @@ def test_a_run_killed_with_sigkill_leaves_a_log_that_loads_and_resumes(model, tm
         proc.wait()
     before = read_log(log).records
     assert len(before) >= 6
+    deadline = time.monotonic() + 10  # the build and measuring processes end with it
+    while _children_of(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _children_of(proc.pid)
     tune(model, log, trials=3, threads=1, progress=_Quiet())
     after = read_log(log).records
     keys = [(r["task"], json.dumps(r["config"], sort_keys=True)) for r in after]
