@@ -34,6 +34,10 @@ TYPICAL_CACHES = {"l1d": 48 * 1024, "l2": 2 * 1024 * 1024, "l3": 32 * 1024 * 102
 WIDENED_TO_FLOAT32 = ("float16", "bfloat16")
 #: Most lanes a schedule uses for one vector (wider byte vectors cost more shuffles).
 MAX_LANES = 32
+#: Rows of a matrix product's register tile on a CPU with 32 vector registers, for panels
+#: of 4, 3, 2 or 1 vectors: ``rows * vectors`` accumulators (24 or 28 of AVX-512's 32; the
+#: rest hold the panel's vectors; measured on Zen 4).
+TILE_ROWS_32 = {4: 6, 3: 8, 2: 14, 1: 28}
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,24 @@ class CpuInfo:
             except Exception:  # noqa: BLE001 - sub-byte and unknown types: 64-bit lanes
                 size = 8
         return max(1, min(MAX_LANES, self.vector_bits // (8 * max(1, size))))
+
+    def tile_rows(self, vectors: int) -> int:
+        """Rows of a float32 register tile whose columns are ``vectors`` vectors: the
+        measured table with 32 registers, else as many rows as leave a register per vector
+        of the panel and one for the broadcast value."""
+        if self.vector_registers == 32 and vectors in TILE_ROWS_32:
+            return TILE_ROWS_32[vectors]
+        return max(1, (self.vector_registers - vectors - 1) // vectors)
+
+    def panel_vectors(self) -> tuple:
+        """Panel widths in vectors (4 to 1), best first: fewest loads per multiply-add in
+        the register tile (``(rows + vectors) / (rows * vectors)``; 4, 3, 2, 1 with
+        AVX-512's 32 registers, 3, 2, 4, 1 with AVX2's 16)."""
+        def loads_per_fma(v: int) -> float:
+            rows = self.tile_rows(v)
+            return (rows + v) / (rows * v)
+
+        return tuple(sorted((4, 3, 2, 1), key=lambda v: (loads_per_fma(v), -v)))
 
     def peak_gflops(self, threads: int | None = None) -> float | None:
         """Float32 peak: cores x FMA units x lanes x 2 flops x GHz (None without a clock)."""

@@ -38,3 +38,9 @@ def test_host_caches_and_peak_are_read_from_this_machine():
         assert info.peak_gflops(1) == pytest.approx(info.fma_units * lanes * 2 * info.ghz)
     other = cpu_info("haswell" if info.name != "haswell" else "znver4", "")
     assert not other.measured and other.ghz is None and other.peak_gflops() is None
+
+
+def test_panel_widths_need_fewest_loads_per_multiply_add():
+    assert cpu_info("sapphirerapids", "").panel_vectors() == (4, 3, 2, 1)
+    assert cpu_info("haswell", "").panel_vectors() == (3, 2, 4, 1)
+    assert [cpu_info("haswell", "").tile_rows(v) for v in (1, 2, 3, 4)] == [14, 6, 4, 2]

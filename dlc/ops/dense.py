@@ -23,25 +23,22 @@ from dlc.ops.registry import COMPLEX, REQUIRED, OpDef, check_dtype, register
 
 DENSE_TAG = "dense"
 DENSE_DTYPES = ("float32",)
-#: Panel widths in vector registers, best first.
-PANEL_VECTORS = (4, 3, 2, 1)
+def panel_widths(hw) -> tuple:
+    """Panel widths for the float32 vectors of ``hw`` (a CpuInfo), best first: 4, 3, 2 or 1
+    registers in the order ``hw.panel_vectors()`` gives (64, 48, 32, 16 with AVX-512)."""
+    lanes = hw.lanes("float32")
+    return tuple(v * lanes for v in hw.panel_vectors())
 
 
-def panel_widths(lanes: int) -> tuple:
-    """Panel widths for vectors of ``lanes`` float32: 4, 3, 2 or 1 registers (64, 48, 32,
-    16 with AVX-512)."""
-    return tuple(v * lanes for v in PANEL_VECTORS)
-
-
-def panel_width(units: int, lanes: int) -> int:
-    """The panel width ``nr`` for a layer of ``units`` output columns on vectors of
-    ``lanes`` float32: the widest of ``panel_widths(lanes)`` that divides ``units`` (no
-    padding), else the one that pads least."""
-    widths = panel_widths(lanes)
+def panel_width(units: int, hw) -> int:
+    """The panel width ``nr`` for a layer of ``units`` output columns on ``hw``: the first
+    of ``panel_widths(hw)`` that divides ``units`` (no padding), else the one that pads
+    least."""
+    widths = panel_widths(hw)
     for nr in widths:
         if units % nr == 0:
             return nr
-    return min(widths, key=lambda nr: (-units % nr, -nr))
+    return min(widths, key=lambda nr: (-units % nr, widths.index(nr)))
 
 
 def np_pack_panels(w: np.ndarray, nr: int) -> np.ndarray:

@@ -90,16 +90,17 @@ def packs_b(a_shape, b_shape, dtype: str) -> bool:
         a_shape[-1] > 0
 
 
-def packed_matmul(a: te.Tensor, b: te.Tensor, name: str, lanes: int) -> te.Tensor:
+def packed_matmul(a: te.Tensor, b: te.Tensor, name: str, hw) -> te.Tensor:
     """``A[..., M, K] @ B[..., K, N]`` (batch dimensions broadcast) through B packed into
-    column panels of ``nr = panel_width(N, lanes)``: ``Bp[..., j // nr, k, j % nr] = B[..., k, j]``
+    column panels of ``nr = panel_width(N, hw)`` (``hw``: the target's CpuInfo):
+    ``Bp[..., j // nr, k, j % nr] = B[..., k, j]``
     (zero past column N), then ``S[..., i, j] = sum_k A[..., i, k] * Bp[..., j // nr, k,
     j % nr]`` over whole panels (tag ``matmul``, attribute ``nr``); when ``nr`` does not
     divide N the result is a copy of the first N columns of S."""
     a_batch, (M, K) = tuple(a.shape[:-2]), tuple(a.shape[-2:])
     b_batch, N = tuple(b.shape[:-2]), b.shape[-1]
     batch = tuple(np.broadcast_shapes(a_batch, b_batch))
-    nr = panel_width(N, lanes)
+    nr = panel_width(N, hw)
     panels = -(-N // nr)
     padded = panels * nr != N
     zero = te.const(0, b.dtype)
@@ -172,7 +173,7 @@ class MatMul(OpDef):
     def compute(self, ctx, a, b):
         name = ctx.name or self.name
         if packs_b(a.shape, b.shape, a.dtype):
-            return [packed_matmul(a, b, name, ctx.lanes("float32"))]
+            return [packed_matmul(a, b, name, ctx.hardware)]
         acc = accumulation_dtype(a.dtype)
         total = matmul_sum(a, b, acc, name if acc == a.dtype else f"{name}_sum")
         return [finish(total, a.dtype, name)]

@@ -49,7 +49,7 @@ class OpContext:
     #: Values of enclosing graphs that a control-flow body may read by name.
     outer_env: dict | None = None
     #: The target the compiler lowers for (None: the host CPU); computes whose tensor
-    #: layout follows the vector width read it through ``lanes``.
+    #: layout follows the vector registers read them through ``hardware``.
     target: Target | None = None
 
     def error(self, message: str) -> ModelError:
@@ -65,9 +65,10 @@ class OpContext:
             raise NeedsValueError(index)
         return v
 
-    def lanes(self, dtype: str) -> int:
-        """Lanes of one vector register of the target for ``dtype``."""
-        return Target.parse(self.target).hardware.lanes(dtype)
+    @property
+    def hardware(self):
+        """The target's CpuInfo (dlc.hardware): vector width, registers, caches."""
+        return Target.parse(self.target).hardware
 
     def has_input(self, index: int) -> bool:
         return index < len(self.in_types) and self.in_types[index] is not None

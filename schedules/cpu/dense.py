@@ -46,11 +46,6 @@ from dlc.tir.schedule import Schedule
 
 #: The tag of the reduction stage made by dlc.ops.dense.
 DENSE_TAG = "dense"
-#: Rows of the register tile on a CPU with 32 vector registers for panels of 4, 3, 2 or 1
-#: vectors: ``mr * vectors`` accumulators (24 or 28 of AVX-512's 32; the rest hold
-#: weights and the broadcast x value; measured on Zen 4). With fewer registers, as many
-#: rows as leave one register per vector of the panel and one for x.
-TILE_ROWS_32 = {4: 6, 3: 8, 2: 14, 1: 28}
 #: Choices the tuner may try for the tile rows, the slice and the row block.
 TILE_ROW_CHOICES = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28)
 K_SLICE_CHOICES = (64, 128, 192, 256, 384, 512, 768, 1024)
@@ -63,12 +58,7 @@ ROW_BLOCK = 256
 
 def tile_rows(nr: int, rows: int, hw) -> int:
     """``mr`` for a panel width ``nr`` and ``rows`` rows on ``hw`` (a CpuInfo)."""
-    vectors = max(1, nr // hw.lanes("float32"))
-    if hw.vector_registers == 32 and vectors in TILE_ROWS_32:
-        mr = TILE_ROWS_32[vectors]
-    else:
-        mr = (hw.vector_registers - vectors - 1) // vectors
-    return max(1, min(mr, rows))
+    return max(1, min(hw.tile_rows(max(1, nr // hw.lanes("float32"))), rows))
 
 
 def k_slice(k: int, kc: int = K_SLICE) -> int:

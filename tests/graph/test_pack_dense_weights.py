@@ -13,6 +13,7 @@ from dlc.graph import GraphBuilder, run_graph
 from dlc.graph.passes import pack_dense_weights as module
 from dlc.graph.passes.pack_dense_weights import pack_dense_weights
 from dlc.ops.dense import np_pack_panels, panel_width
+from dlc.target import Target
 
 F = np.float32
 
@@ -51,7 +52,7 @@ def test_matmul_weights_become_panels(units):
     dense = out.nodes[0]
     assert dense.attrs == {"units": units} and "w" not in out.constants
     panels = out.constants[dense.inputs[1]]
-    nr = panel_width(units, 16)
+    nr = panel_width(units, Target.parse(AVX512).hardware)
     assert panels.shape == (-(-units // nr), 7, nr)
     np.testing.assert_array_equal(panels, np_pack_panels(w, nr))
 

@@ -13,6 +13,7 @@ import re
 
 import numpy as np
 import pytest
+from helpers import AVX512
 
 import dlc
 import dlc.schedules.cpu.matmul as matmul_schedule
@@ -105,13 +106,14 @@ def test_default_blocks_any_thread_count(threads):
     _check((300, 600), (600, 100), epilogue=True, threads=threads)
 
 
-def _loops(a_shape, b_shape, epilogue=True, dtype="float32") -> str:
+def _loops(a_shape, b_shape, epilogue=True, dtype="float32", target=AVX512) -> str:
+    """The loop IR for ``target`` (default: AVX-512, the nests these tests describe)."""
     g = GraphBuilder("t")
     out = g.op("MatMul", g.input("a", a_shape, dtype), g.input("b", b_shape, dtype))
     if epilogue:
         out = g.op("Mul", out, g.constant(np.array(0.125, dtype)))
     g.output(out)
-    return inspect_stage(g.build(), "loops")
+    return inspect_stage(g.build(), "loops", target=target)
 
 
 def test_big_product_gets_the_packed_micro_kernel():

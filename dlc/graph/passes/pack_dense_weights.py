@@ -43,7 +43,7 @@ def pack_dense_weights(graph: Graph, target: Target | str | None = None) -> Grap
     """Turn matmuls with constant float32 weights into Dense layers (see the module
     docstring), with panels as wide as ``target``'s vectors call for; ``graph`` itself
     when none qualifies."""
-    lanes = Target.parse(target).hardware.lanes("float32")
+    hw = Target.parse(target).hardware
     namer = Namer(graph)
     out = graph.copy()
     nodes: list = []
@@ -51,9 +51,9 @@ def pack_dense_weights(graph: Graph, target: Target | str | None = None) -> Grap
     for node in graph.nodes:
         rewrite = None
         if node.op == "MatMul":
-            rewrite = _matmul(out, node, namer, lanes)
+            rewrite = _matmul(out, node, namer, hw)
         elif node.op == "Gemm":
-            rewrite = _gemm(out, node, namer, lanes)
+            rewrite = _gemm(out, node, namer, hw)
         if rewrite is None:
             nodes.append(node)
         else:
@@ -80,25 +80,25 @@ def _fits(graph: Graph, x: str, w) -> bool:
 
 
 def _dense(graph: Graph, x: str, w: np.ndarray, wname: str, y: str, out_name: str,
-           node_name: str, namer: Namer, lanes: int) -> Node:
+           node_name: str, namer: Namer, hw) -> Node:
     units = w.shape[1]
     packed = namer.fresh(f"{wname}_packed")
-    graph.constants[packed] = np_pack_panels(w, panel_width(units, lanes))
+    graph.constants[packed] = np_pack_panels(w, panel_width(units, hw))
     graph.types[packed] = TensorType.of(graph.constants[packed])
     graph.types[out_name] = graph.types[y]
     return Node("Dense", (x, packed), (out_name,), {"units": units}, node_name)
 
 
-def _matmul(graph: Graph, node: Node, namer: Namer, lanes: int):
+def _matmul(graph: Graph, node: Node, namer: Namer, hw):
     x, wname = node.inputs
     y = node.outputs[0]
     w = constant(graph, wname)
     if not y or not _fits(graph, x, w):
         return None
-    return [_dense(graph, x, w, wname, y, y, node.name, namer, lanes)]
+    return [_dense(graph, x, w, wname, y, y, node.name, namer, hw)]
 
 
-def _gemm(graph: Graph, node: Node, namer: Namer, lanes: int):
+def _gemm(graph: Graph, node: Node, namer: Namer, hw):
     x, wname = node.inputs[:2]
     c = node.inputs[2] if len(node.inputs) > 2 else ""
     y = node.outputs[0]
@@ -115,9 +115,9 @@ def _gemm(graph: Graph, node: Node, namer: Namer, lanes: int):
     w = np.ascontiguousarray(w)
     base = node.name or y
     if not c or beta == 0.0:
-        return [_dense(graph, x, w, wname, y, y, node.name, namer, lanes)]
+        return [_dense(graph, x, w, wname, y, y, node.name, namer, hw)]
     product = namer.fresh(f"{y}_dense")
-    nodes = [_dense(graph, x, w, wname, y, product, node.name, namer, lanes)]
+    nodes = [_dense(graph, x, w, wname, y, product, node.name, namer, hw)]
     cval = constant(graph, c)
     if beta != 1.0 and cval is not None:
         scaled = namer.fresh(f"{c}_scaled")
