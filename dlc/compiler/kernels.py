@@ -12,8 +12,10 @@ from dlc.graph.ir import Graph, Node
 from dlc.ops import registry
 from dlc.target import Target
 from dlc.tir import stmt as s
+from dlc.tir.flops import count_flops
 from dlc.tir.lower import lower
 from dlc.tir.schedule import Schedule
+from dlc.tir.schedule.to_loops import schedule_to_loops
 
 
 @dataclass
@@ -25,6 +27,7 @@ class Kernel:
     args: list  # graph tensor names, inputs then outputs
     node: str = ""  # the graph node it computes
     tuned: bool = False  # whether its schedule came from a tuning record
+    flops: int | None = None  # floating-point operations of one call (algorithm_flops)
 
 
 def lower_graph(graph: Graph, target=None, tuning: dict | None = None,
@@ -141,7 +144,8 @@ def node_kernel(graph: Graph, node: Node, name: str, tuning: dict | None = None,
         record, sch = None, Schedule(comp.args, name=name)  # the template's default
     if record is None:
         apply_schedule(comp.family, sch, comp.outputs, comp.anchor, default_config(target))
-    return Kernel(name, lower(sch), comp.arg_names, node.name, record is not None)
+    return Kernel(name, lower(sch), comp.arg_names, node.name, record is not None,
+                  algorithm_flops(comp.args))
 
 
 def _apply_record(record: dict, sch: Schedule, comp: KernelCompute, target, node: Node):
@@ -165,6 +169,17 @@ def _apply_record(record: dict, sch: Schedule, comp: KernelCompute, target, node
                       "schedule (retune with this dlc)", DlcWarning, stacklevel=4)
         return False
     return True
+
+
+def algorithm_flops(args) -> int | None:
+    """Floating-point operations of the tensor expressions computing ``args`` (placeholders
+    and outputs): counted on their unscheduled loop nest, so the count is the algorithm's,
+    the same whatever the schedule pads or recomputes (dlc.tir.flops). None if that loop
+    nest cannot be built or has a loop without a bounded extent."""
+    try:
+        return count_flops(schedule_to_loops(Schedule(args)))
+    except DlcError:
+        return None
 
 
 def _reachable_placeholders(outputs) -> set:
