@@ -4,8 +4,9 @@ The checksums prove that a file is what its writer wrote, not that the writer wr
 the runtime can execute. ``check_manifest`` checks every field the runtime reads before any
 native code is loaded: types, required keys, index ranges, names that must exist, and that
 the execution plan gives the compiled code every byte its library metadata says it touches
-(arena, weights, inputs, outputs). A bad manifest is an ArtifactError at load, never a
-KeyError, a crash or a stray write at run time.
+(arena, weights, inputs, outputs), and each kernel call of ``plan.calls`` (which profiling
+makes one by one) the bytes of its parameters. A bad manifest is an ArtifactError at load,
+never a KeyError, a crash or a stray write at run time.
 
 Constant outputs are stored as raw bytes in the ``constants`` section and listed by the
 manifest's ``constants`` table (name, offset, shape, dtype), so any name round-trips:
@@ -197,6 +198,67 @@ def _library(manifest: dict, sections: dict, copied: set) -> None:
         if not written[k] and k not in copied and _array(spec, "") > 0:
             raise _Invalid(f"output {k} ({spec['name']!r}) is neither computed by the "
                            "compiled code nor copied by 'plan.copies'")
+    _calls(plan, metadata, len(sections["weights"]))
+
+
+def _calls(plan: dict, metadata: dict | None, weights_size: int) -> None:
+    """plan.calls, the entry function's kernel calls in order (what profiling calls one by
+    one; artifacts written before dlc recorded them have none): each names a function of
+    the library and passes locations that hold every byte of its parameters."""
+    if "calls" not in plan:
+        return
+    calls = _get(plan, "calls", "plan.", _is_list, "a list")
+    if calls and plan["entry"] is None:
+        raise _Invalid("'plan.calls' lists kernel calls, but 'plan.entry' is null")
+    functions = {f["symbol"]: f for f in metadata["functions"]} if metadata else {}
+    for k, call in enumerate(calls):
+        where = f"plan.calls[{k}]"
+        if not _is_object(call):
+            raise _Invalid(f"'{where}' must be an object, not {_show(call)}")
+        _get(call, "kernel", f"{where}.", _is_str, "a string")
+        symbol = _get(call, "symbol", f"{where}.", _is_symbol, "a C symbol name")
+        if "flops" in call:  # optional: older artifacts have none
+            _get(call, "flops", f"{where}.", lambda v: v is None or _is_count(v),
+                 f"{_COUNT} or null")
+        args = _get(call, "args", f"{where}.", _is_list, "a list")
+        function = functions.get(symbol)
+        if function is None:
+            raise _Invalid(f"'{where}.symbol' {symbol!r} is not a function of the library "
+                           "('library_metadata.functions')")
+        params = function["params"]
+        if len(args) != len(params):
+            raise _Invalid(f"'{where}.args' gives {_count(len(args), 'location')}, but "
+                           f"{symbol} takes {_count(len(params), 'parameter')}")
+        for j, (location, param) in enumerate(zip(args, params)):
+            _location(plan, location, param, weights_size, f"{where}.args[{j}]")
+
+
+def _location(plan: dict, location, param: dict, weights_size: int, where: str) -> None:
+    """``location`` ([kind, index or byte offset]) holds the bytes of ``param``, and is
+    writable (an output or the arena) if the kernel writes the parameter."""
+    size = _array(param, "")
+    if not (isinstance(location, list) and len(location) == 2):
+        raise _Invalid(f"'{where}' must be [kind, index or offset], not {_show(location)}")
+    kind, at = location
+    if kind in ("input", "output"):
+        specs = plan[kind + "s"]
+        if not _is_index(at, len(specs)):
+            raise _Invalid(f"'{where}': {kind} index {_show(at)} is out of range (the model "
+                           f"has {_count(len(specs), kind)})")
+        room = _array(specs[at], "")
+    elif kind in ("arena", "weights"):
+        if not _is_count(at):
+            raise _Invalid(f"'{where}': {kind} offset must be {_COUNT}, not {_show(at)}")
+        room = (plan["arena_bytes"] if kind == "arena" else weights_size) - at
+    else:
+        raise _Invalid(f"'{where}': unknown location kind {_show(kind)} (expected input, "
+                       "output, arena or weights)")
+    if room < size:
+        raise _Invalid(f"'{where}' ({kind} {at}) has room for {max(room, 0)} bytes, but the "
+                       f"parameter takes {size}")
+    if param["output"] and kind in ("input", "weights"):
+        raise _Invalid(f"'{where}': the kernel writes parameter {param['name']!r}, which "
+                       f"must not lie in the {kind}")
 
 
 def _metadata(metadata: dict) -> dict:

@@ -49,6 +49,8 @@ class CompiledModel:
             "arena_bytes": arena,
             "memory": memory_report(spans, arena),
             "copies": output_copies(graph, locations),
+            "calls": [{"kernel": k.name, "symbol": symbol, "args": args, "flops": k.flops}
+                      for k, (symbol, args) in zip(kernels, calls)],
         }
         module = None
         if kernels:

@@ -104,7 +104,8 @@ MISSING = [
     "library_metadata.format", "library_metadata.num_threads", "library_metadata.functions",
     "library_metadata.functions.0.symbol", "library_metadata.functions.0.params.0.output",
     "library_metadata.entries", "library_metadata.entries.ENTRY.arena_bytes",
-    "library_metadata.entries.ENTRY.output_bytes",
+    "library_metadata.entries.ENTRY.output_bytes", "plan.calls.0.kernel",
+    "plan.calls.0.symbol", "plan.calls.1.args",
 ]
 
 
@@ -162,6 +163,14 @@ WRONG_TYPES = [
                                            "to an object"),
     ("library_metadata.entries.ENTRY.input_bytes", 96, "input_bytes' must be a list of "
                                                        "integers"),
+    ("plan.calls", {}, "'plan.calls' must be a list, not {}"),
+    ("plan.calls.0", "k0", "'plan.calls[0]' must be an object, not 'k0'"),
+    ("plan.calls.0.kernel", 3, "'plan.calls[0].kernel' must be a string, not 3"),
+    ("plan.calls.0.symbol", "dlc-k0", "'plan.calls[0].symbol' must be a C symbol name"),
+    ("plan.calls.0.flops", -1, "'plan.calls[0].flops' must be an integer from 0 to 2**62 or "
+                               "null, not -1"),
+    ("plan.calls.0.flops", 1.5, "not 1.5"),
+    ("plan.calls.1.args", "a", "'plan.calls[1].args' must be a list, not 'a'"),
 ]
 
 
@@ -259,6 +268,37 @@ INCONSISTENT = {
     "output-never-written": (put("plan.copies", []), "output 2 ('k') is neither computed by "
                                                      "the compiled code nor copied"),
     "no-entry": (put("plan.entry", None), "output 0 ('y') is neither computed"),
+    # kernel calls (what profiling calls one by one)
+    "call-of-unknown-function": (put("plan.calls.0.symbol", "dlc_nope"),
+                                 "'plan.calls[0].symbol' 'dlc_nope' is not a function of the "
+                                 "library"),
+    "call-with-too-few-args": (put("plan.calls.0.args", [["input", 0]]),
+                               "'plan.calls[0].args' gives 1 location, but dlc_k0_add takes 3 "
+                               "parameters"),
+    "call-location-not-a-pair": (put("plan.calls.0.args.0", ["input"]),
+                                 "'plan.calls[0].args[0]' must be [kind, index or offset]"),
+    "call-input-past-end": (put("plan.calls.0.args.0", ["input", 1]),
+                            "'plan.calls[0].args[0]': input index 1 is out of range (the model "
+                            "has 1 input)"),
+    "call-unknown-kind": (put("plan.calls.0.args.0", ["stack", 0]),
+                          "unknown location kind 'stack' (expected input, output, arena or "
+                          "weights)"),
+    "call-arena-offset-negative": (put("plan.calls.0.args.2", ["arena", -64]),
+                                   "'plan.calls[0].args[2]': arena offset must be an integer "
+                                   "from 0 to 2**62, not -64"),
+    "call-past-arena": (put("plan.calls.0.args.2", ["arena", 128]),
+                        "'plan.calls[0].args[2]' (arena 128) has room for 64 bytes, but the "
+                        "parameter takes 96"),
+    "call-past-weights": (lambda m, s: put("plan.calls.1.args.1",
+                                           ["weights", len(s["weights"])])(m, s),
+                          "has room for 0 bytes, but the parameter takes"),
+    "call-output-too-small": (put("plan.calls.3.args.1", ["output", 0]),
+                              "'plan.calls[3].args[1]' (output 0) has room for 64 bytes"),
+    "call-writes-weights": (put("plan.calls.0.args.2", ["weights", 0]),
+                            "'plan.calls[0].args[2]': the kernel writes parameter 'add', which "
+                            "must not lie in the weights"),
+    "call-writes-input": (put("plan.calls.3.args.1", ["input", 0]),
+                          "must not lie in the input"),
     "library-without-metadata": (put("library_metadata", None),
                                  "'library_metadata' must describe the library section"),
     "entry-without-library": (section("library", None),
@@ -273,6 +313,17 @@ def test_inconsistent_manifest(saved, tmp_path, no_native_code, case):
     refused(rewrite(tmp_path, saved, edit), "invalid manifest", fragment, "recompile")
 
 
+def test_calls_without_entry(tmp_path, no_native_code):
+    """A model without kernels (only constant outputs) has no entry, and so no calls."""
+    from tiny_models import constants_model
+
+    path = tmp_path / "constants.dlc"
+    dlc.compile(constants_model(tmp_path / "c.onnx", ["a"], relu=False)).save(path)
+    edit = put("plan.calls", [{"kernel": "k0", "symbol": "dlc_k0", "args": []}])
+    refused(rewrite(tmp_path, path.read_bytes(), edit), "'plan.calls' lists kernel calls, "
+            "but 'plan.entry' is null")
+
+
 def test_dtype_that_needs_ml_dtypes(saved, tmp_path, no_native_code, monkeypatch):
     def missing(name):
         raise DlcError(f"dtype {name} needs the ml_dtypes package (pip install ml_dtypes)")
@@ -282,14 +333,22 @@ def test_dtype_that_needs_ml_dtypes(saved, tmp_path, no_native_code, monkeypatch
 
 
 # -- checked once the library is loaded (nothing in it is called) -------------------------
+def rename_function(symbol: str):
+    """An edit that renames the first function's symbol, in the metadata and plan.calls."""
+    def edit(manifest, sections):
+        put("library_metadata.functions.0.symbol", symbol)(manifest, sections)
+        put("plan.calls.0.symbol", symbol)(manifest, sections)
+    return edit
+
+
 @pytest.mark.parametrize("edit, fragment", [
-    (put("library_metadata.functions.0.symbol", "dlc_nope"),
+    (rename_function("dlc_nope"),
      "(section library): the library exports no function 'dlc_nope'"),
     (lambda m, s: [put("plan.entry", "dlc_run_other")(m, s), m["library_metadata"][
         "entries"].update(dlc_run_other=m["library_metadata"]["entries"]["dlc_run_small"])],
      "the library exports no function 'dlc_run_other'"),
     # a function the library exports, but not the kernel: found, and never called
-    (put("library_metadata.functions.0.symbol", "dlc_set_num_threads"),
+    (rename_function("dlc_set_num_threads"),
      "library_metadata in the manifest differs from the metadata the library embeds"),
     (put("library_metadata.cpu", "some-other-cpu"), "differs from the metadata the library"),
 ], ids=["unknown-kernel-symbol", "unknown-entry-symbol", "symbol-of-another-function",
