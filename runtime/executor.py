@@ -84,6 +84,28 @@ class Executor:
             arrays.append(arr)
         return arrays
 
+    def profile(self, inputs, repeat: int = 20, warmup: int = 3):
+        """Time each kernel on its own (see dlc.runtime.profile): ``inputs`` as ``run``
+        takes them (a dict, a list, or one array); ``repeat`` timed runs after ``warmup``."""
+        from dlc.runtime.profile import profile_plan
+
+        for name, value, low in (("repeat", repeat, 1), ("warmup", warmup, 0)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ArgumentError(f"{name} must be an integer of at least {low}, got "
+                                    f"{value!r}")
+        arrays = self.bind_inputs((inputs,), {})
+        outputs = [np.empty(tuple(o["shape"]), dtype=dt)
+                   for o, dt in zip(self.outputs, self._out_dtypes)]
+        arena = self._take_arena()
+        try:
+            pointers = ([a.ctypes.data for a in arrays], [o.ctypes.data for o in outputs],
+                        (arena.ctypes.data + 63) // 64 * 64, self.weights.ctypes.data)
+            if self.module is not None:
+                before_call(self.module)
+            return profile_plan(self.module, self.plan, pointers, repeat, warmup)
+        finally:
+            self._give_arena(arena)
+
     def run(self, *args, **kwargs) -> list:
         inputs = self.bind_inputs(args, kwargs)
         outputs = [np.empty(tuple(o["shape"]), dtype=dt)

@@ -41,6 +41,11 @@ class LoadedModel:
 
     __call__ = run
 
+    def profile(self, inputs, repeat: int = 20, warmup: int = 3):
+        """Each kernel's median time, share and GFLOP/s (a dlc.runtime.profile.Profile;
+        print it for a table)."""
+        return self.executor.profile(inputs, repeat, warmup)
+
     def set_num_threads(self, count: int) -> None:
         """Threads used by the parallel loops of the model's kernels."""
         if self.executor.module is not None:

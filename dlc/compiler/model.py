@@ -69,6 +69,11 @@ class CompiledModel:
 
     __call__ = run
 
+    def profile(self, inputs, repeat: int = 20, warmup: int = 3):
+        """Each kernel's median time, share and GFLOP/s (a dlc.runtime.profile.Profile;
+        print it for a table)."""
+        return self.executor.profile(inputs, repeat, warmup)
+
     @property
     def module(self):
         return self.executor.module

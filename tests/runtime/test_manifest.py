@@ -452,4 +452,7 @@ def test_mutated_manifest_is_refused_or_runs(seed, mutations):
     specs = model.inputs + model.outputs
     if sum(int(np.prod(s["shape"])) for s in specs) > 1 << 16:
         return  # valid, but too large to run here
-    model.run(*[np.zeros(s["shape"], _numpy_dtype(s["dtype"])) for s in model.inputs])
+    inputs = [np.zeros(s["shape"], _numpy_dtype(s["dtype"])) for s in model.inputs]
+    model.run(*inputs)
+    if "calls" in model.manifest["plan"]:
+        model.profile(dict(zip(model.input_names, inputs)), repeat=1, warmup=0)
