@@ -4,7 +4,7 @@
                 [--input-shape x=1x3x224x224] [--tuning-log log.jsonl]
     dlc run model.dlc [--input x=x.npy | --input inputs.npz] [--output out.npz]
     dlc inspect model.onnx|model.dlc [--stage graph|fused|loops|llvm]
-    dlc bench model.dlc [--compare-onnxruntime model.onnx] [--threads N]
+    dlc bench model.dlc [--compare-onnxruntime model.onnx] [--threads N] [--profile]
     dlc tune model.onnx [more.onnx ...] --log tune.jsonl [--trials N | --time 20m]
              [--target T] [--threads N] [--search model|random] [--seed S]
     dlc report tune.jsonl [--model model.onnx] [--html report.html]
@@ -371,6 +371,8 @@ def cmd_bench(args) -> int:
     import numpy as np
 
     model = _load_any(args.model, args)
+    if args.profile:
+        _check_profilable(model, args.model)
     _set_threads(model, args.threads)
     threads = args.threads or _model_threads(model)
     feeds = _random_inputs(model, {}, 0)
@@ -405,7 +407,26 @@ def cmd_bench(args) -> int:
         ratio = float(np.median(rows[0][1]) / np.median(rows[1][1]))
         faster = "dlc faster" if ratio < 1 else "onnxruntime faster"
         print(f"  dlc / onnxruntime latency: {ratio:.2f}x ({faster})")
+    if args.profile:
+        progress(0, 1, "profiling kernels")
+        profile = model.executor.profile(feeds, args.repeat, args.warmup)
+        progress(1, 1, "profiling kernels")
+        print(f"\nkernels, each called on its own ({args.repeat} runs after {args.warmup} "
+              "warm-up runs):")
+        print(profile.format())
     return EXIT_OK
+
+
+def _check_profilable(model, path: str) -> None:
+    """--profile needs one compiled plan whose kernel calls are listed."""
+    from dlc.runtime.profile import check_profilable
+
+    executor = getattr(model, "executor", None)
+    if executor is None:
+        raise UsageError(f"--profile times the kernels of a model compiled for fixed shapes; "
+                         f"{path} is compiled anew for each run's shapes and values (its "
+                         "types depend on input values)")
+    check_profilable(executor.plan)
 
 
 def cmd_tune(args) -> int:
@@ -668,12 +689,16 @@ def _add_inspect(sub, common) -> None:
 def _add_bench(sub, common) -> None:
     p = sub.add_parser("bench", parents=[common], help="measure latency and throughput",
                        description="Time a model on random inputs: median and p90 latency, "
-                       "throughput; with --compare-onnxruntime, also onnxruntime and the ratio.")
+                       "throughput; with --compare-onnxruntime, also onnxruntime and the ratio; "
+                       "with --profile, each kernel's time, share and GFLOP/s.")
     p.add_argument("model", help=".dlc artifact (or ONNX model, compiled first)")
     p.add_argument("--compare-onnxruntime", metavar="MODEL.onnx",
                    help="also time onnxruntime on this ONNX model and print the latency ratio")
     p.add_argument("--threads", type=_positive, help="threads for dlc's parallel loops and "
                    "onnxruntime's intra-op pool (default: all cores)")
+    p.add_argument("--profile", action="store_true",
+                   help="also time each kernel on its own: median, share of the total and "
+                        "GFLOP/s, the slowest first")
     p.add_argument("--repeat", type=_positive, default=50, help="timed runs (default 50)")
     p.add_argument("--warmup", type=_nonnegative, default=5,
                    help="untimed runs first (default 5)")

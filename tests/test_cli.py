@@ -89,7 +89,7 @@ def test_help_of_subcommands_lists_options():
                            "--tuning-log", "--progress"],
                "run": ["--input", "--output", "--seed"],
                "inspect": ["--stage", "graph", "fused", "loops", "llvm"],
-               "bench": ["--compare-onnxruntime", "--threads", "--repeat"]}
+               "bench": ["--compare-onnxruntime", "--threads", "--repeat", "--profile"]}
     for command, names in options.items():
         out = run_cli(command, "--help")[1]
         for name in names:
@@ -708,6 +708,63 @@ def test_bench_errors(files):
     assert_error(run_cli("bench", files["dlc"], "--compare-onnxruntime", files["small"]),
                  "inputs")
     assert_error(run_cli("bench", d / "absent.dlc"), "no such file")
+
+
+def _profile_rows(out: str) -> list:
+    """The kernel rows of bench --profile's table: [name, calls, median, share %, GFLOP/s]."""
+    lines = out.splitlines()
+    start = [k for k, line in enumerate(lines) if line.startswith("kernel ")][0]
+    end = [k for k, line in enumerate(lines) if line.startswith("sum of kernels")][0]
+    return [line.split() for line in lines[start + 1:end]]
+
+
+@pytest.mark.parametrize("model", ["dlc", "small"])
+def test_bench_profile(files, model):
+    """Every kernel once (or with its count of calls), the slowest first, shares summing
+    to 100%, then the sum and the entry function's time."""
+    code, out, err = run_cli("bench", files[model], "--repeat", "3", "--warmup", "1",
+                             "--profile", "-q")
+    assert code == 0, err
+    assert "dlc          median" in out and "kernels, each called on its own" in out
+    rows = _profile_rows(out)
+    kernels = (dlc.runtime.load(files[model]).manifest["kernels"] if model == "dlc"
+               else ["k0_add", "k1_fused_dense_relu_1", "k2_softmax", "k3_identity"])
+    assert sorted(row[0] for row in rows) == sorted(kernels)
+    times = [float(row[2]) for row in rows]
+    assert times == sorted(times, reverse=True)
+    assert sum(float(row[3].rstrip("%")) for row in rows) == pytest.approx(100, abs=0.3)
+    gflops = {row[0]: row[4] for row in rows}
+    if model == "small":
+        assert gflops["k3_identity"] == "-" and float(gflops["k1_fused_dense_relu_1"]) > 0
+    assert out.splitlines()[-1].startswith("entry function, one call")
+
+
+def test_bench_profile_errors(files, tmp_path):
+    """An artifact from before plans listed their kernel calls still benches, but asks to be
+    compiled again for --profile; a model compiled per run-time shape cannot be profiled.
+    Both fail before any timing."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    old = tmp_path / "old.dlc"
+    manifest, sections = artifact.read_artifact(files["dlc"])
+    del manifest["plan"]["calls"]
+    artifact.write_artifact(old, {k: v for k, v in manifest.items() if k != "sections"},
+                            sections)
+    assert run_cli("bench", old, "--repeat", "2")[0] == 0
+    result = run_cli("bench", old, "--repeat", "2", "--profile")
+    assert_error(result, "compile it again ('dlc compile')")
+    assert result[1] == ""
+    nodes = [helper.make_node("Reshape", ["x", "s"], ["y"], name="reshape")]
+    graph = helper.make_graph(nodes, "dyn", [
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, [12]),
+        helper.make_tensor_value_info("s", TensorProto.INT64, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
+              str(tmp_path / "dyn.onnx"))
+    result = run_cli("bench", tmp_path / "dyn.onnx", "--profile", "-q")
+    assert_error(result, "--profile times the kernels of a model compiled for fixed shapes")
+    assert result[1] == ""
 
 
 def test_bench_progress(files):
