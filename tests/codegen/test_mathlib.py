@@ -448,3 +448,11 @@ def test_argument_type_must_match_dtype():
     with pytest.raises(CodegenError, match=r"atan2 for float32 got arguments of type float, "
                                            r"double"):
         emit_math(builder, "atan2", [x, y], "float32")
+
+
+@pytest.mark.parametrize("name", ["round", "fmax", "exp"])
+@pytest.mark.parametrize("cpu", ["haswell", "x86-64", "znver4"])
+def test_bfloat16_kernels_call_no_libgcc_conversion(math_kernels, name, cpu):
+    """Without AVX512-BF16, LLVM turns a float -> bfloat truncation into a call to
+    __truncsfbf2, which GCC 12's libgcc lacks: the kernels must not contain one."""
+    assert "__truncsfbf2" not in math_kernels.assembly(name, "bfloat16", 8, cpu=cpu)

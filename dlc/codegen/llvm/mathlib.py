@@ -72,11 +72,26 @@ def emit_math(builder: ir.IRBuilder, name: str, args: list[ir.Value], dtype: str
     ty = _check(name, args, dtype)
     if dtype in ("float16", "bfloat16"):
         wide = ir.VectorType(F32, ty.count) if isinstance(ty, ir.VectorType) else F32
-        result = _emit(builder, name, [builder.fpext(a, wide) for a in args], "float32")
         if dtype == "bfloat16":
+            result = _emit(builder, name, [_widen_bfloat(builder, a, wide) for a in args],
+                           "float32")
             return _round_to_bfloat(Ops(builder, wide), result, ty)
+        result = _emit(builder, name, [builder.fpext(a, wide) for a in args], "float32")
         return builder.fptrunc(result, ty)
     return _emit(builder, name, list(args), dtype)
+
+
+def _widen_bfloat(builder: ir.IRBuilder, x: ir.Value, wide: ir.Type) -> ir.Value:
+    """bfloat16 -> float32 by moving the bits up (exact). Not ``fpext``: LLVM would narrow
+    ``roundeven(fpext x)`` or ``maxnum(fpext x, fpext y)`` back to bfloat operations, which
+    CPUs without AVX512-BF16 legalize through a call to ``__truncsfbf2``, a libgcc routine
+    older GCCs (12) do not ship."""
+    count = wide.count if isinstance(wide, ir.VectorType) else None
+    i16 = ir.VectorType(ir.IntType(16), count) if count else ir.IntType(16)
+    i32 = ir.VectorType(ir.IntType(32), count) if count else ir.IntType(32)
+    bits = builder.zext(builder.bitcast(x, i16), i32)
+    shift = ir.Constant(i32, [16] * count) if count else ir.Constant(i32, 16)
+    return builder.bitcast(builder.shl(bits, shift), wide)
 
 
 def _round_to_bfloat(o: Ops, x: ir.Value, ty: ir.Type) -> ir.Value:
