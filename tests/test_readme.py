@@ -71,3 +71,7 @@ def test_quick_start_runs(tmp_path):
     assert "dlc / onnxruntime latency:" in outputs[
         "dlc bench mlp.dlc --compare-onnxruntime mlp.onnx"]
     assert (tmp_path / "mlp.dlc").exists() and (tmp_path / "mlp_api.dlc").exists()
+    assert "estimated latency" in outputs["dlc tune mlp.onnx --log mlp.jsonl --trials 30"]
+    assert "tuned kernels:" in outputs[
+        "dlc compile mlp.onnx -o mlp_tuned.dlc --tuning-log mlp.jsonl"]
+    assert (tmp_path / "report.html").exists()
