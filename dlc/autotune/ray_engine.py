@@ -76,8 +76,10 @@ class RayEngine:
         self.target = Target.parse(target).check_available()
         self.threads, self.timeout = threads, timeout
         self.actors: list = []
-        self.machines: list[str] = []
+        self.machines: list[str] = []  # "host (address)" per actor
+        self.measured: list[int] = []  # candidates measured per actor
         self._pending: list = []
+        self._turn = 0  # which actor takes the first share next (small batches rotate)
         self._started = connect(ray, address)
         try:
             self._start_actors(ray, build_workers)
@@ -100,21 +102,32 @@ class RayEngine:
                 num_cpus=cpus, scheduling_strategy=NodeAffinitySchedulingStrategy(
                     node["NodeID"], soft=False)).remote(self.target, self.threads,
                                                         self.timeout, workers))
-        reports = self._get([a.identity.remote() for a in self.actors])
+        reports = self._get([a.identity.remote() for a in self.actors], lost_ok=True)
         for node, report in zip(nodes, reports):
-            report["ray_cpus"] = int(node["Resources"]["CPU"])
-            report["address"] = node.get("NodeManagerAddress", "?")
-        check_machines(self.target, self.threads, reports)
-        self.machines = [f"{r['host']} ({r['address']})" for r in reports]
+            if report is not None:
+                report["ray_cpus"] = int(node["Resources"]["CPU"])
+                report["address"] = node.get("NodeManagerAddress", "?")
+        check_machines(self.target, self.threads, [r for r in reports if r is not None])
+        self.machines = [f"{r['host']} ({r['address']})" if r else
+                         f"{node.get('NodeManagerAddress', '?')} (did not start)"
+                         for node, r in zip(nodes, reports)]
+        self.measured = [0] * len(reports)
+        self._drop([k for k, r in enumerate(reports) if r is None])
 
     # -- the engine interface -----------------------------------------------------------------
     def reference(self, func, inputs):
         """The outputs and timing of the default configuration (a MeasureResult), measured
-        on the first machine."""
+        on one machine."""
         import ray
 
-        (result,) = self._get([self.actors[0].reference.remote(func, ray.put(inputs))])
-        return result
+        inputs = ray.put(inputs)
+        while True:
+            k = self._next()
+            (result,) = self._get([self.actors[k].reference.remote(func, inputs)], lost_ok=True)
+            if result is not None:
+                self.measured[k] += 1
+                return result
+            self._drop([k])  # lost with its machine: another one measures it
 
     def measure(self, funcs, inputs, reference, slow_after):
         """One MeasureResult per PrimFunc, in order; the batch spread over the machines."""
@@ -124,20 +137,21 @@ class RayEngine:
         results: list = [None] * len(funcs)
         todo = list(range(len(funcs)))
         while todo:
-            shares = split(todo, len(self.actors))
-            refs = [actor.measure.remote([funcs[k] for k in share], inputs, reference,
-                                         slow_after)
-                    for actor, share in zip(self.actors, shares) if share]
-            busy = [k for k, share in enumerate(shares) if share]
+            first = self._next()  # share j goes to actor (first + j) % n
+            n = len(self.actors)
+            busy = [((first + j) % n, share) for j, share in enumerate(split(todo, n)) if share]
+            refs = [self.actors[k].measure.remote([funcs[i] for i in share], inputs, reference,
+                                                  slow_after) for k, share in busy]
             answers = self._get(refs, lost_ok=True)
             todo, lost = [], []
-            for k, answer in zip(busy, answers):
+            for (k, share), answer in zip(busy, answers):
                 if answer is None:  # the actor died with its machine: the others redo its share
-                    todo += shares[k]
+                    todo += share
                     lost.append(k)
                     continue
-                for index, result in zip(shares[k], answer):
+                for index, result in zip(share, answer):
                     results[index] = result
+                self.measured[k] += len(answer)
             self._drop(lost)
         return results
 
@@ -162,6 +176,11 @@ class RayEngine:
             ray.shutdown()
 
     # -- helpers ----------------------------------------------------------------------------
+    def _next(self) -> int:
+        k = self._turn % len(self.actors)
+        self._turn += 1
+        return k
+
     def _get(self, refs: list, lost_ok: bool = False) -> list:
         """ray.get each ref: a dlc error raised in an actor is raised here as it was; an
         actor that died gives None when ``lost_ok``, else a DlcError."""
@@ -187,9 +206,14 @@ class RayEngine:
     def _drop(self, lost: list) -> None:
         if not lost:
             return
+        import ray
+
         names = [self.machines[k] for k in lost]
+        for k in lost:
+            ray.kill(self.actors[k])  # dead already, or cut off: let it go
         self.actors = [a for k, a in enumerate(self.actors) if k not in lost]
         self.machines = [m for k, m in enumerate(self.machines) if k not in lost]
+        self.measured = [m for k, m in enumerate(self.measured) if k not in lost]
         if not self.actors:
             raise DlcError(f"lost every measuring machine of the Ray cluster "
                            f"({', '.join(names)})")
