@@ -241,9 +241,10 @@ def connect(ray, address: str | None) -> bool:
     check_reachable(address)
     try:
         ray.init(address=address, logging_level=logging.WARNING)
-    except (ConnectionError, RuntimeError, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 - ray.init has no single error class
         raise DlcError(f"cannot join the Ray cluster at {address or 'this machine'}: "
-                       f"{_first_line(err)} (start one with 'ray start --head', see "
+                       f"{_first_line(err)} (is it running, with this Ray version, and does "
+                       "this machine have its auth token? see "
                        "docs/reference/distributed_tuning.md)") from None
     return True
 
