@@ -192,3 +192,9 @@ def test_a_machine_of_another_cpu_is_refused(cluster):
                                        f".* is a {here}; .* is a {here}"):
         RayEngine(f"llvm -mcpu={other}", threads=1)
     assert _free_cpus(ray) == 2  # its actors are gone
+    host = Target.parse("llvm")  # the machines' CPU named in full (as from another head)
+    engine = RayEngine(f"llvm -mcpu={host.mcpu} -mattr={host.mattr}", threads=1)
+    try:
+        assert len(engine.actors) == 2
+    finally:
+        engine.close()
