@@ -7,6 +7,7 @@
     dlc bench model.dlc [--compare-onnxruntime model.onnx] [--threads N] [--profile]
     dlc tune model.onnx [more.onnx ...] --log tune.jsonl [--trials N | --time 20m]
              [--target T] [--threads N] [--search model|random] [--seed S]
+             [--ray auto|HOST:PORT]
     dlc report tune.jsonl [--model model.onnx] [--html report.html]
 
 Exit codes: 0 success, 2 bad input or usage (a one-line message on stderr), 1 internal
@@ -430,7 +431,7 @@ def _check_profilable(model, path: str) -> None:
 
 
 def cmd_tune(args) -> int:
-    from dlc.autotune.tuner import parse_budget, tune
+    from dlc.autotune.tuner import parse_budget, resolve, tune
 
     for path in args.model:
         if not os.path.exists(path):
@@ -444,9 +445,20 @@ def cmd_tune(args) -> int:
     _check_writable(args.log)
     shapes = dict(_parse_shape(s) for s in args.input_shape or [])
     seconds = parse_budget(args.time) if args.time is not None else None
-    result = tune(args.model, args.log, target=args.target, trials=args.trials,
-                  seconds=seconds, threads=args.threads, seed=args.seed, search=args.search,
-                  input_shapes=shapes or None)
+    engine = None
+    if args.ray is not None:  # measurements spread over the machines of a Ray cluster
+        from dlc.autotune.ray_engine import RayEngine
+
+        engine = RayEngine(*resolve(args.target, args.threads), address=args.ray)
+        print(f"measuring on {len(engine.actors)} machine(s) of the Ray cluster: "
+              f"{', '.join(engine.machines)}")
+    try:
+        result = tune(args.model, args.log, target=args.target, trials=args.trials,
+                      seconds=seconds, threads=args.threads, seed=args.seed,
+                      search=args.search, input_shapes=shapes or None, engine=engine)
+    finally:
+        if engine is not None:
+            engine.close()
     tuned = sum(1 for r in result.tasks if r.best_seconds is not None)
     print(f"tuned {len(result.tasks)} task(s) ({tuned} with a working schedule) in "
           f"{result.seconds:.0f} s; {sum(r.trials for r in result.tasks)} measurements in "
@@ -457,6 +469,9 @@ def cmd_tune(args) -> int:
                       if r.default_seconds is not None)
         print(f"  estimated latency (sum of kernels): {estimate * 1e3:.3f} ms, default "
               f"schedules {default * 1e3:.3f} ms ({default / estimate:.2f}x)")
+    if engine is not None:
+        print("  measured on: " + ", ".join(f"{machine} {count}" for machine, count in
+                                            zip(engine.machines, engine.measured)))
     print(f"  apply with: dlc compile {args.model[0]} --tuning-log {args.log}")
     return EXIT_OK
 
@@ -622,6 +637,10 @@ def _add_tune(sub, common) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the search (default 0)")
     p.add_argument("--input-shape", action="append", metavar="NAME=1x3x224x224",
                    help="concrete shape of an input with symbolic dimensions (repeatable)")
+    p.add_argument("--ray", metavar="auto|HOST:PORT",
+                   help="measure on every machine of a Ray cluster ('auto': the one this "
+                        "machine belongs to; needs dlc[ray]; see "
+                        "docs/reference/distributed_tuning.md)")
     p.set_defaults(func=cmd_tune)
 
 

@@ -105,8 +105,7 @@ def tune(models, log, target=None, trials: int | None = None, seconds: float | N
         raise DlcError(f"trials must be at least 1, got {trials}")
     if search not in ("model", "random"):
         raise DlcError(f"search must be 'model' or 'random', got {search!r}")
-    target = Target.parse(target).check_available()
-    threads = threads or target.num_threads or target.hardware.cores
+    target, threads = resolve(target, threads)
     log = os.fspath(log)
     start = time.monotonic()
     tasks = extract_tasks(models, target, input_shapes)
@@ -138,6 +137,13 @@ def tune(models, log, target=None, trials: int | None = None, seconds: float | N
         if own_progress:
             progress.close()
     return TuneResult(run.results(), time.monotonic() - start, log)
+
+
+def resolve(target, threads: int | None) -> tuple[Target, int]:
+    """The Target a run tunes for and the threads a kernel runs with (default: the
+    target's -num-threads, else every core of this machine)."""
+    target = Target.parse(target).check_available()
+    return target, threads or target.num_threads or target.hardware.cores
 
 
 class LocalEngine:
