@@ -322,8 +322,8 @@ class _Run:
         task, state = self.tasks[k], self.scheduler.states[k]
         best = state.best
         gflops = task.flops / best / 1e9 if best and task.flops else None
-        self.progress.update(task.name, state.measured, min(state.space_size, max(
-            state.measured, self.batch)), best, gflops, self._model_seconds())
+        self.progress.update(task.name, state.measured, state.space_size, best, gflops,
+                             self._model_seconds())
 
     def _model_seconds(self) -> float | None:
         total = 0.0
