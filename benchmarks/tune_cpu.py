@@ -46,6 +46,7 @@ def parse_args(argv=None):
     if unknown:
         p.error(f"unknown case(s) {', '.join(unknown)}")
     args.out = args.out or tempfile.mkdtemp(prefix="dlc_tune_bench_")
+    os.makedirs(args.out, exist_ok=True)
     return args
 
 

@@ -90,7 +90,7 @@ def schedule_dense(sch: Schedule, outputs, anchor, cfg) -> Schedule:
                          default=ROW_BLOCK)
     panel_loop = _tile_output(sch, target, nr, row_block)
     sch.compute_at(acc, panel_loop)
-    _micro_kernel(sch, acc, nr, cfg)
+    _micro_kernel(sch, acc, nr, rows, cfg)
     return sch
 
 
@@ -113,12 +113,13 @@ def _tile_output(sch: Schedule, name: str, nr: int, row_block: int):
     return jo
 
 
-def _micro_kernel(sch: Schedule, acc: str, nr: int, cfg) -> None:
+def _micro_kernel(sch: Schedule, acc: str, nr: int, rows: int, cfg) -> None:
     """Order the accumulation (attached at a panel): reduction slices, row tiles, the k of
     the slice, then the ``mr x nr`` tile unrolled over rows and vectorized over columns."""
     *lead, i, j, k = sch.get_loops(acc)
-    default = tile_rows(nr, i.extent, cfg.target.hardware)
-    mr = cfg.knob("mr", options(default, TILE_ROW_CHOICES, i.extent), default=default)
+    # the choices follow from the workload's rows, not from the row block (another knob)
+    default = tile_rows(nr, rows, cfg.target.hardware)
+    mr = cfg.knob("mr", options(default, TILE_ROW_CHOICES, rows), default=default)
     kc = cfg.knob("kc", options(K_SLICE, K_SLICE_CHOICES, k.extent), default=K_SLICE)
     jo, j = sch.split(j, factor=nr)  # one panel: jo runs once where acc is attached
     ko, ki = sch.split(k, factor=k_slice(k.extent, kc))

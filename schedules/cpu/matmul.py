@@ -173,10 +173,11 @@ def schedule_matmul(sch: Schedule, outputs, anchor, cfg) -> Schedule:
 def _tunable(p: dict, cfg, M: int, N: int, K: int, nr: int) -> dict:
     """``plan``'s block sizes as the defaults of the template's knobs."""
     p = dict(p, lanes=cfg.target.hardware.lanes("float32"))
-    p["mr"] = cfg.knob("mr", options(p["mr"], TILE_ROW_CHOICES, p["mb"]), default=p["mr"])
+    mr = p["mr"]  # the choices of every knob follow from the defaults, never another knob
+    p["mr"] = cfg.knob("mr", options(mr, TILE_ROW_CHOICES, p["mb"]), default=mr)
     p["kc"] = cfg.knob("kc", options(p["kc"], K_SLICE_CHOICES, K), default=p["kc"])
-    p["mc"] = cfg.knob("mc", options(p["mc"], (p["mr"] * m for m in (4, 8, 16, 32, 64)),
-                                     p["mb"]), default=p["mc"])
+    p["mc"] = cfg.knob("mc", options(p["mc"], (mr * m for m in (4, 8, 16, 32, 64)), p["mb"]),
+                       default=p["mc"])
     p["nc"] = cfg.knob("nc", options(p["nc"], (nr * c for c in (1, 2, 4, 8, 16)),
                                      -(-N // nr) * nr), default=p["nc"])
     p["pack"] = cfg.knob("pack_b", (False, True), default=p["pack"])

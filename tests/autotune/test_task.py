@@ -73,3 +73,26 @@ def test_inputs_use_the_model_constants_and_seeded_random_data():
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
     weights = [s["name"] for s in specs if s["name"] in task.graph.constants]
     assert weights
+
+
+def test_every_configuration_of_each_template_lowers():
+    """Knob choices depend on the workload only, never on another knob: any configuration
+    drawn from a space lowers (a template whose choices moved with another knob's value
+    rejected most of its own space)."""
+    import random
+
+    b = GraphBuilder("m")
+    x = b.input("x", (1, 16, 12, 12))
+    w = b.constant(np.random.default_rng(0).random((16, 16, 3, 3), np.float32))
+    y = b.op("Conv", x, w, pads=[1, 1, 1, 1])
+    flat = b.op("Reshape", y, b.constant(np.array([48, 48], np.int64)))
+    dense = b.op("MatMul", flat, b.constant(np.ones((48, 40), np.float32)))
+    b.output(b.op("Softmax", b.op("MatMul", flat, b.op("Transpose", flat)), axis=-1), dense)
+    tasks = extract_tasks(b.build())
+    templates = {t.template for t in tasks}
+    assert {"conv2d_nchwc", "dense", "matmul", "reduction"} <= templates
+    rng = random.Random(0)
+    for task in tasks:
+        space = task.space()
+        for _ in range(min(len(space), 12)):
+            task.lower(space.sample(rng))
