@@ -474,8 +474,8 @@ def format_table(summary: Summary, title: str = "") -> str:
     lines.append("")
     if peaks:
         lines.append("% peak: of " + ", ".join(f"{p:g}" for p in peaks) + " GFLOP/s, an "
-                     "estimate: threads x 2 FMA units x 2 flops x float32 lanes x this "
-                     "machine's clock")
+                     "estimate: threads x 2 FMA units x 2 flops x float32 lanes x the "
+                     "clock /proc/cpuinfo reports (over 100%: the cores run faster, turbo)")
     lines.append("to 95%: trials until the best so far was within 95% of the best speed")
     if len(summary.models) > 1:
         lines.append("weight: occurrences of the task in all the models together")

@@ -51,7 +51,8 @@ def render(summary: Summary, title: str) -> str:
              f"<h1>{e(title)}</h1>", f"<p>{_header(summary)}</p>", "<h2>Tasks</h2>",
              _table(TABLE_COLUMNS, table_rows(summary), text=(0, 4)),
              '<p class="note">% peak: an estimate (threads x 2 FMA units x 2 flops x float32 '
-             "lanes x this machine's clock). to 95%: trials until the best so far was within "
+             "lanes x the clock /proc/cpuinfo reports; over 100%: the cores run faster, "
+             "turbo). to 95%: trials until the best so far was within "
              "95% of the best speed.</p>"]
     if summary.models:
         parts.append("<h2>Models</h2>")

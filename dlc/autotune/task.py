@@ -118,8 +118,8 @@ class Task:
         for spec in self.param_specs():
             if spec["output"]:
                 continue
-            if spec["name"] in self.graph.constants:
-                arrays.append(np.ascontiguousarray(self.graph.constants[spec["name"]]))
+            if spec["name"] in self.graph.constants:  # a copy, 0-d arrays staying 0-d
+                arrays.append(np.array(self.graph.constants[spec["name"]], order="C"))
                 continue
             arrays.append(random_array(rng, tuple(spec["shape"]), spec["dtype"]))
         return arrays
@@ -129,10 +129,10 @@ def random_array(rng: np.random.Generator, shape: tuple, dtype: str) -> np.ndarr
     """Test data of ``dtype``: floats uniform in [-1, 1], integers in [0, 4), booleans."""
     np_dtype = dtypes.to_numpy(dtype)
     if dtype == "bool":
-        return rng.random(shape) < 0.5
+        return np.asarray(rng.random(shape) < 0.5)
     if np.issubdtype(np_dtype, np.integer):
-        return rng.integers(0, 4, shape).astype(np_dtype)
-    return rng.uniform(-1, 1, shape).astype(np_dtype)
+        return np.asarray(rng.integers(0, 4, shape), dtype=np_dtype)
+    return np.asarray(rng.uniform(-1, 1, shape), dtype=np_dtype)
 
 
 def task_of(graph: Graph, node: Node, target=None) -> Task:

@@ -96,3 +96,15 @@ def test_every_configuration_of_each_template_lowers():
         space = task.space()
         for _ in range(min(len(space), 12)):
             task.lower(space.sample(rng))
+
+
+def test_inputs_keep_scalar_parameters_scalar():
+    """A 0-d constant (Clip's bounds) or a 0-d input stays 0-d in the measured inputs."""
+    b = GraphBuilder("m")
+    x = b.input("x", (4, 8))
+    s = b.input("s", ())
+    b.output(b.op("Mul", b.op("Clip", x, b.constant(np.float32(0)), b.constant(np.float32(6))),
+                  s))
+    for task in extract_tasks(b.build(), opt_level=0):
+        specs = [sp for sp in task.param_specs() if not sp["output"]]
+        assert [a.shape for a in task.inputs()] == [tuple(sp["shape"]) for sp in specs]
