@@ -295,7 +295,7 @@ class Runner:
                                 "reference arrays")
         max_seconds = self.max_seconds if self.max_seconds is not None else self.timeout / 2
         return {"library": built.library, "metadata": built.metadata, "function": built.name,
-                "inputs": [np.ascontiguousarray(a) for a in inputs],
+                "inputs": [np.array(a, order="C") for a in inputs],  # 0-d stays 0-d
                 "reference": reference, "slow_after": slow_after, "warmup": self.warmup,
                 "min_repeats": self.min_repeats, "min_seconds": self.min_seconds,
                 "max_repeats": self.max_repeats, "max_seconds": max_seconds}

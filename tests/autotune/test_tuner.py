@@ -134,3 +134,14 @@ def test_same_seed_and_measurements_give_the_same_search_path(model, tmp_path, s
         paths.append([(r["task"], r["config"]) for r in read_log(log).records])
     # the small model's whole space (13 configurations), in the same order both times
     assert paths[0] == paths[1] and len(paths[0]) == 13
+
+
+def test_scalar_parameters_are_measured_as_scalars(tmp_path):
+    """Clip's 0-d bounds reach the measuring process 0-d (MobileNetV2's ReLU6)."""
+    from dlc.graph import GraphBuilder
+
+    b = GraphBuilder("clip")
+    x = b.input("x", (4, 64))
+    b.output(b.op("Clip", x, b.constant(np.float32(0)), b.constant(np.float32(6))))
+    result = tune(b.build(), tmp_path / "clip.jsonl", trials=1, threads=1, progress=_Quiet())
+    assert all(r.default_seconds for r in result.tasks)
