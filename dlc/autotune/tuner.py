@@ -251,9 +251,20 @@ class _Run:
             func, trace = task.lower(None, self.target)
             result = self.engine.reference(func, self.inputs[k])
             key = config_key(config)
-            if result.error is not None:
-                raise DlcError(f"the default schedule of task {task.name} fails "
-                               f"({result.error}: {result.message}); this is a dlc bug")
+            if result.error is not None:  # a dlc bug: the task is left out, the run goes on
+                import warnings
+
+                from dlc.errors import DlcWarning
+
+                warnings.warn(f"the default schedule of task {task.name} fails "
+                              f"({result.error}: {result.message}); it is not tuned (a dlc "
+                              "bug: please report it)", DlcWarning, stacklevel=2)
+                if key not in self.measured[k]:
+                    self._log(k, config, trace, result, func, default=True)
+                    self.trials += 1
+                state = self.scheduler.states[k]
+                state.measured = state.space_size  # nothing to compare candidates with
+                continue
             self.references[k] = result.outputs
             logged = self.measured[k].get(key)
             self.defaults[k] = (_median(logged["seconds"]) if logged is not None

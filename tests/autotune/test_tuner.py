@@ -145,3 +145,30 @@ def test_scalar_parameters_are_measured_as_scalars(tmp_path):
     b.output(b.op("Clip", x, b.constant(np.float32(0)), b.constant(np.float32(6))))
     result = tune(b.build(), tmp_path / "clip.jsonl", trials=1, threads=1, progress=_Quiet())
     assert all(r.default_seconds for r in result.tasks)
+
+
+class _BrokenDefaultEngine(_FakeEngine):
+    """The first task's default schedule crashes; everything else measures."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def reference(self, func, inputs):
+        from dlc.autotune.measure import MeasureResult
+
+        self.calls += 1
+        if self.calls == 1:
+            return MeasureResult([], "runtime_crash", "killed by SIGSEGV")
+        return self._result(func)
+
+
+def test_a_task_whose_default_fails_is_left_out_and_the_run_goes_on(model, tmp_path):
+    log = tmp_path / "tune.jsonl"
+    with pytest.warns(dlc.DlcWarning, match="default schedule of task .* fails"):
+        result = tune(model, log, trials=8, engine=_BrokenDefaultEngine(), progress=_Quiet())
+    first, *rest = result.tasks
+    assert first.default_seconds is None and first.best_seconds is None
+    assert all(r.default_seconds for r in rest)
+    records = read_log(log).records
+    assert records[0]["error"]["class"] == "runtime_crash" and len(records) == 8
+    assert result.model_seconds() is None  # a task without a time: no estimate
