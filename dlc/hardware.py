@@ -119,7 +119,7 @@ def _cpu_info(name: str, features: str) -> CpuInfo:
     host = _is_host(name)
     caches = _host_caches() if host else TYPICAL_CACHES
     return CpuInfo(name, bits, registers, fma, caches["l1d"], caches["l2"], caches["l3"],
-                   _host_cores(), _host_ghz() if host else None, host)
+                   _host_cores(), reported_ghz() if host else None, host)
 
 
 def _is_host(name: str) -> bool:
@@ -183,11 +183,20 @@ def _host_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _host_ghz() -> float | None:
-    """The nominal clock: the highest "cpu MHz" of /proc/cpuinfo (None where unknown)."""
+def reported_ghz(cpuinfo: str = "/proc/cpuinfo") -> float | None:
+    """The highest "cpu MHz" of this machine, in GHz (None where it cannot be read): the
+    nominal clock peak estimates assume (turbo and AVX clocks differ)."""
     try:
-        with open("/proc/cpuinfo") as f:
-            mhz = [float(line.split(":")[1]) for line in f if line.startswith("cpu MHz")]
-    except (OSError, ValueError, IndexError):
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
         return None
-    return round(max(mhz) / 1000, 3) if mhz else None
+    mhz = []
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() == "cpu mhz":
+            try:
+                mhz.append(float(value))
+            except ValueError:
+                pass
+    return max(mhz) / 1000.0 if mhz and max(mhz) > 0 else None

@@ -369,13 +369,18 @@ def _vars(e, lets: dict) -> set:
             else:
                 found.add(x)
             continue
-        for name in n.child_fields(x):
-            child = getattr(x, name)
-            if isinstance(child, tuple):
-                stack.extend(child)
-            elif child is not None:
-                stack.append(child)
+        _push_children(stack, x)
     return found
+
+
+def _push_children(stack: list, x) -> None:
+    """Push the sub-expressions of ``x`` onto ``stack``."""
+    for name in n.child_fields(x):
+        child = getattr(x, name)
+        if isinstance(child, tuple):
+            stack.extend(child)
+        elif child is not None:
+            stack.append(child)
 
 
 class _Counts:
@@ -405,9 +410,4 @@ class _Counts:
                     self.float_ops += 1
                 else:
                     self.int_ops += 1
-            for name in n.child_fields(x):
-                child = getattr(x, name)
-                if isinstance(child, tuple):
-                    stack.extend(child)
-                elif child is not None:
-                    stack.append(child)
+            _push_children(stack, x)

@@ -8,7 +8,8 @@ whole-model latency, its history over the tuning, how much of the final speed th
 third of the trials reached). ``format_table`` prints it; ``render_html`` (in
 ``report_html``) makes one self-contained page; ``trace_to_python`` prints a schedule
 trace as calls to the schedule API. Everything is a pure function of the records except
-``host_ghz``, which reads /proc/cpuinfo for the peak estimate.
+``host_ghz`` (dlc.hardware.reported_ghz), which reads /proc/cpuinfo for the peak
+estimate.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from dlc.errors import DlcError, ScheduleError
+from dlc.hardware import reported_ghz as host_ghz
 
 # The error classes of dlc.autotune.measure in the order reports show them, with the short
 # names of the text table; a class not listed here is shown by its own name.
@@ -244,25 +246,6 @@ def vector_lanes(features: str) -> int | None:
         if name in enabled:
             return lanes
     return None
-
-
-def host_ghz(cpuinfo: str = "/proc/cpuinfo") -> float | None:
-    """The highest "cpu MHz" of this machine, in GHz (None where it cannot be read): the
-    clock the report assumes, an estimate (turbo and AVX clocks differ)."""
-    try:
-        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
-            text = f.read()
-    except OSError:
-        return None
-    mhz = []
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip().lower() == "cpu mhz":
-            try:
-                mhz.append(float(value))
-            except ValueError:
-                pass
-    return max(mhz) / 1000.0 if mhz and max(mhz) > 0 else None
 
 
 def record_peak(record: dict, ghz: float | None, fma_units: int = 2) -> float | None:

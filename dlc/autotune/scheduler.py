@@ -40,7 +40,7 @@ class TaskScheduler:
         open_ = [k for k, st in enumerate(self.states) if not st.exhausted]
         if not open_:
             return None
-        fresh = [k for k in open_ if not st_batches(self.states[k])]
+        fresh = [k for k in open_ if not self.states[k].history]
         if fresh:
             return fresh[0]
         return max(open_, key=lambda k: (self.gain(self.states[k]), -k))
@@ -63,6 +63,3 @@ class TaskScheduler:
             st.best = best
         st.history.append(st.best if st.best is not None else 0.0)
 
-
-def st_batches(st: TaskState) -> int:
-    return len(st.history)

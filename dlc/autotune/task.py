@@ -137,20 +137,17 @@ def random_array(rng: np.random.Generator, shape: tuple, dtype: str) -> np.ndarr
 
 def task_of(graph: Graph, node: Node, target=None) -> Task:
     """The task computing ``node`` of a typed, optimized ``graph``."""
-    comp = _node_compute(graph, node, target)
+    from dlc.compiler.kernels import algorithm_flops, kernel_compute
+
+    comp = kernel_compute(graph, node, target)
     single = Graph(node.name or node.op, [x for x in dict.fromkeys(node.inputs) if x
                                           and x not in graph.constants],
                    [x for x in node.outputs if x], [node],
                    {x: graph.constants[x] for x in node.inputs if x in graph.constants})
     single.types = {x: graph.types[x] for x in list(node.inputs) + list(node.outputs) if x}
     return Task(computation_key(comp), single, comp.family, _workload(graph, node, comp),
-                _flops(comp))
+                float(algorithm_flops(comp.args) or 0))
 
-
-def _node_compute(graph: Graph, node: Node, target):
-    from dlc.compiler.kernels import kernel_compute
-
-    return kernel_compute(graph, node, target)
 
 
 def _workload(graph: Graph, node: Node, comp) -> dict:
@@ -170,15 +167,6 @@ def _workload(graph: Graph, node: Node, comp) -> dict:
 def _plain(value) -> bool:
     return isinstance(value, (int, float, str, bool, list, tuple, np.ndarray)) and \
         not (isinstance(value, np.ndarray) and value.size > 64)
-
-
-def _flops(comp) -> float:
-    """Arithmetic operations of the unscheduled kernel (a multiply-add counts 2)."""
-    from dlc.tir.flops import count_flops
-    from dlc.tir.lower import lower
-    from dlc.tir.schedule import Schedule
-
-    return float(count_flops(lower(Schedule(comp.args, name="kernel"))) or 0)
 
 
 def extract_tasks(models, target=None, input_shapes=None, opt_level: int = 3) -> list:

@@ -200,6 +200,7 @@ class _Run:
         self.references: list = [None] * len(tasks)
         self.defaults: list = [None] * len(tasks)
         self.errors = [dict() for _ in tasks]
+        self.features: list = [dict() for _ in tasks]  # config key -> loop-IR features
         states = []
         for k, (task, space) in enumerate(zip(tasks, self.spaces)):
             best = _best_seconds(self.measured[k].values())
@@ -220,10 +221,18 @@ class _Run:
             self._replay(k)
 
     def _featurizer(self, k: int):
-        from dlc.autotune.features import extract
+        """Features of a configuration of task ``k``, lowered once however often they are
+        asked for (by the search's ranking, its training, the log)."""
+        def featurize(config, func=None):
+            from dlc.autotune.features import extract
+            from dlc.autotune.search import config_key
 
-        def featurize(config):
-            return extract(self.tasks[k].lower(config, self.target)[0])
+            key = config_key(config)
+            if key not in self.features[k]:
+                if func is None:
+                    func = self.tasks[k].lower(config, self.target)[0]
+                self.features[k][key] = extract(func)
+            return self.features[k][key]
 
         return featurize
 
@@ -312,7 +321,7 @@ class _Run:
         self._show(k)
 
     def _log(self, k, config, trace, result, func, default: bool = False) -> None:
-        from dlc.autotune.features import FEATURE_VERSION, extract
+        from dlc.autotune.features import FEATURE_VERSION
         from dlc.autotune.log import make_record
 
         task = self.tasks[k]
@@ -320,7 +329,8 @@ class _Run:
             self.errors[k][result.error] = self.errors[k].get(result.error, 0) + 1
         features = None
         if func is not None:
-            features = {"version": FEATURE_VERSION, "values": [float(v) for v in extract(func)]}
+            values = self._featurizer(k)(config, func)
+            features = {"version": FEATURE_VERSION, "values": [float(v) for v in values]}
         error = None if result.error is None else {"class": result.error,
                                                    "message": result.message}
         self.writer.append(make_record(
