@@ -21,6 +21,7 @@ import numpy as np
 from dlc import te
 from dlc.ops.common import accumulation_dtype, np_dtype, out_type
 from dlc.ops.registry import OPAQUE, OpDef, check_dtype, register
+from dlc.te.intrinsics import np_exp_nonpositive
 
 ATTN_DTYPES = ("float16", "bfloat16", "float32", "float64")
 QK_MODES = (0, 1, 2, 3)
@@ -161,7 +162,7 @@ class Attention(OpDef):
         if a["softmax_precision"]:
             logits = logits.astype(np_dtype(a["softmax_precision"])).astype(acc)
         mx = np.max(logits, axis=-1, keepdims=True)
-        e = np.exp(logits - np.where(np.isneginf(mx), 0, mx))
+        e = np_exp_nonpositive(logits - np.where(np.isneginf(mx), 0, mx))
         total = np.sum(e, axis=-1, keepdims=True)
         probs = e / np.where(total == 0, 1, total)
         masked = np.isneginf(np.max(np.broadcast_to(bias, logits.shape), axis=-1,
@@ -267,7 +268,7 @@ class Attention(OpDef):
         def exp_shifted(b, h, i, j):
             m = mx[b, h, i]
             m = te.if_then_else(m == neg_inf, te.const(0.0, acc), m)
-            return rounded(te.exp(rounded(logits((b, h, i, j)) - m, sdt)), sdt)
+            return rounded(te.exp_nonpositive(rounded(logits((b, h, i, j)) - m, sdt)), sdt)
 
         rj2 = te.reduce_axis(sh.T, "j")
         total = te.compute(shape[:3], lambda b, h, i: te.sum(exp_shifted(b, h, i, rj2),

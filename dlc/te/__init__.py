@@ -37,6 +37,7 @@ from dlc.te.intrinsics import (  # noqa: F401
     erf,
     exp,
     exp2,
+    exp_nonpositive,
     expm1,
     floor,
     fmax,

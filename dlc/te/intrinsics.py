@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from dlc import dtypes
 from dlc.errors import DlcTypeError
 from dlc.expr import nodes as n
 
 #: Intrinsics on floating-point values, with their number of arguments.
 FLOAT_INTRINSICS = {
-    "exp": 1, "log": 1, "sqrt": 1, "rsqrt": 1, "tanh": 1, "sigmoid": 1, "erf": 1, "pow": 2,
+    "exp": 1, "exp_nonpositive": 1, "log": 1, "sqrt": 1, "rsqrt": 1, "tanh": 1, "sigmoid": 1,
+    "erf": 1, "pow": 2,
     "floor": 1, "ceil": 1, "round": 1, "trunc": 1, "fmin": 2, "fmax": 2, "exp2": 1, "log2": 1,
     "log10": 1, "log1p": 1, "expm1": 1, "sin": 1, "cos": 1, "tan": 1, "asin": 1, "acos": 1,
     "atan": 1, "atan2": 2, "sinh": 1, "cosh": 1, "asinh": 1, "acosh": 1, "atanh": 1,
@@ -42,6 +45,23 @@ def call(name: str, *args) -> n.Call:
     return n.Call(name, tuple(exprs), result_dtype)
 
 
+#: Below this argument (-125 * ln2) exp_nonpositive is 0: its results are normal numbers or 0,
+#: so the code generator scales by 2^n in one step (no subnormal results).
+EXP_NONPOSITIVE_MIN = -86.64339
+
+
+def np_exp_nonpositive(x):
+    """NumPy's ``exp_nonpositive``: e^min(x, 0), 0 where x < EXP_NONPOSITIVE_MIN (an ordered
+    compare: NaN stays NaN), in x's dtype. Softmax's exponential: its argument ``x - max``
+    is never above 0, and the values flushed are below 2^-125 (probabilities that small are
+    0 in every float32 sum they join)."""
+    x = np.asarray(x)
+    with np.errstate(over="ignore", under="ignore"):
+        y = np.exp(np.minimum(x, x.dtype.type(0)))
+    y = np.where(x < x.dtype.type(EXP_NONPOSITIVE_MIN), x.dtype.type(0), y)
+    return y if y.ndim else x.dtype.type(y)
+
+
 def _make(name):
     def fn(*args):
         return call(name, *args)
@@ -52,6 +72,9 @@ def _make(name):
 
 
 exp = _make("exp")
+#: e^min(x, 0), 0 where x < EXP_NONPOSITIVE_MIN: softmax's exponential (see
+#: ``np_exp_nonpositive``).
+exp_nonpositive = _make("exp_nonpositive")
 log = _make("log")
 sqrt = _make("sqrt")
 rsqrt = _make("rsqrt")

@@ -14,6 +14,7 @@ import numpy as np
 from dlc import dtypes
 from dlc.errors import ArgumentError
 from dlc.expr import nodes as n
+from dlc.te.intrinsics import np_exp_nonpositive
 from dlc.tir import stmt as s
 
 
@@ -87,6 +88,7 @@ _MATH = {
     "atan": np.arctan, "atan2": np.arctan2, "sinh": np.sinh, "cosh": np.cosh,
     "asinh": np.arcsinh, "acosh": np.arccosh, "atanh": np.arctanh, "fmod": np.fmod,
     "pow": np.power, "abs": np.abs, "isnan": np.isnan, "isinf": np.isinf,
+    "exp_nonpositive": np_exp_nonpositive,
 }
 
 

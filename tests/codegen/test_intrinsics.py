@@ -30,7 +30,7 @@ from codegen_util import (
 )
 
 from dlc import te
-from dlc.te.intrinsics import ANY_INTRINSICS, FLOAT_INTRINSICS
+from dlc.te.intrinsics import ANY_INTRINSICS, FLOAT_INTRINSICS, np_exp_nonpositive
 
 N = 61
 NAN, INF = math.nan, math.inf
@@ -48,6 +48,8 @@ def _logs(lo, hi, count=N):
 # name -> (inputs as lists of float64 values, one list per argument). Special values first.
 DOMAINS = {
     "exp": ([*SPECIALS, -104.0, -103.0, -88.0, 88.7, 89.0, 1e-8, *_spread(-87, 88)],),
+    "exp_nonpositive": ([*SPECIALS, -104.0, -86.65, -86.64, 1.0, 1e-8, -1e-8,
+                         *_spread(-86, 0)],),
     "exp2": ([*SPECIALS, -150.0, -149.0, 127.9, 128.0, -0.5, *_spread(-126, 127)],),
     "expm1": ([*SPECIALS, 1e-10, -1e-10, 1e-5, -1e-5, -20.0, 88.0, *_spread(-3, 3)],),
     "log": ([*SPECIALS, -1.0, 1.0, 1e-45, 1e-40, 3e38, *_logs(-37, 38)],),
@@ -108,7 +110,8 @@ def _sigmoid(x):
 
 _NUMPY = {"rsqrt": lambda x: 1 / np.sqrt(x), "sigmoid": _sigmoid, "erf": _erf,
           "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan, "asinh": np.arcsinh,
-          "acosh": np.arccosh, "atanh": np.arctanh, "atan2": np.arctan2, "pow": np.power}
+          "acosh": np.arccosh, "atanh": np.arctanh, "atan2": np.arctan2, "pow": np.power,
+          "exp_nonpositive": np_exp_nonpositive}
 
 
 def is_exact(name: str, dtype: str) -> bool:

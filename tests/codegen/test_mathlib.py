@@ -18,6 +18,7 @@ from numpy import linspace, logspace
 from dlc.codegen.llvm.mathlib import ARITY, emit_math
 from dlc.codegen.llvm.mathlib_f32 import KERNELS
 from dlc.errors import CodegenError
+from dlc.te.intrinsics import EXP_NONPOSITIVE_MIN, np_exp_nonpositive
 
 F32_TOL = 1e-6
 F64_TOL = 1e-12
@@ -38,6 +39,7 @@ _NUMPY = {
     "abs": np.abs, "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan,
     "atan2": np.arctan2, "asinh": np.arcsinh, "acosh": np.arccosh, "atanh": np.arctanh,
     "pow": np.power, "round": np.round, "rsqrt": lambda x: 1 / np.sqrt(x),
+    "exp_nonpositive": np_exp_nonpositive,
 }
 
 
@@ -92,6 +94,7 @@ def sweep(*parts):
 SWEEPS = {
     "exp": linspace(-104, 89, 1_000_000),
     "exp2": linspace(-151, 129, 300_000),
+    "exp_nonpositive": sweep(linspace(-90, 1, 1_000_000), -logspace(-38, 0, 50_000)),
     "expm1": sweep(linspace(-20, 89, 400_000), logspace_both(-30, 0, 200_000)),
     "log": sweep(logspace(-38, 38.5, 600_000), linspace(0.5, 2, 200_000), subnormals(50_000)),
     "log1p": sweep(linspace(-0.9999, 1, 300_000), logspace(-30, 38, 100_000),
@@ -169,6 +172,10 @@ F32_SPECIAL_CASES = [
     ("exp", -np.inf, 0.0), ("exp", np.inf, np.inf), ("exp", 88.72284, np.inf),
     ("exp", 89.0, np.inf), ("exp", -104.0, 0.0), ("exp", np.nan, np.nan), ("exp", 0.0, 1.0),
     ("exp", -0.0, 1.0),
+    ("exp_nonpositive", -np.inf, 0.0), ("exp_nonpositive", np.nan, np.nan),
+    ("exp_nonpositive", 0.0, 1.0), ("exp_nonpositive", -0.0, 1.0),
+    ("exp_nonpositive", 5.0, 1.0), ("exp_nonpositive", np.inf, 1.0),
+    ("exp_nonpositive", EXP_NONPOSITIVE_MIN - 1e-5, 0.0), ("exp_nonpositive", -100.0, 0.0),
     ("log", 0.0, -np.inf), ("log", -0.0, -np.inf), ("log", -1.0, np.nan),
     ("log", -np.inf, np.nan), ("log", np.inf, np.inf), ("log", np.nan, np.nan), ("log", 1.0, 0.0),
     ("tanh", np.inf, 1.0), ("tanh", -np.inf, -1.0), ("tanh", np.nan, np.nan),

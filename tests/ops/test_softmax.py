@@ -77,6 +77,24 @@ def test_large_and_infinite_values_are_stable():
             assert np.isnan(y[3]).all()  # every logit -inf: 0/0, like the ONNX reference
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_probabilities_below_2_to_the_minus_125_are_zero(dtype):
+    """dlc's documented choice (dlc.te.intrinsics.np_exp_nonpositive): exp(x - max) below
+    2^-125 (x - max < -86.64) is 0, so such probabilities are exactly 0 rather than
+    subnormal float32 numbers (NumPy gives 3.7e-44 for x - max = -100). LogSoftmax keeps
+    x - max - log(sum) exact; its sum loses only terms below 2^-125."""
+    x = np.array([[0.0, -86.6, -86.7, -100.0, -np.inf, -5.0]], dtype)
+    y = run("Softmax", x, axis=1)
+    with np.errstate(under="ignore"):
+        want = np_softmax(x.astype(np.float64), 1)
+    np.testing.assert_allclose(y[0, [0, 1, 5]], want[0, [0, 1, 5]], rtol=1e-6)
+    assert y[0, 1] > 0
+    np.testing.assert_array_equal(y[0, 2:5], 0.0)
+    log_y = run("LogSoftmax", x, axis=1)
+    np.testing.assert_allclose(log_y[0, :4], np_log_softmax(x.astype(np.float64), 1)[0, :4],
+                               rtol=1e-6)
+
+
 def test_softmax_of_a_long_row_sums_to_one():
     x = rand((1, 50_000), seed=4, scale=0.01)
     y = run("Softmax", x, axis=1)

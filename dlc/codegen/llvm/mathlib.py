@@ -4,14 +4,15 @@
 
 How each function is built, by dtype:
 
-* float32: exp, exp2, expm1, log, log2, log10, log1p, tanh, sigmoid, erf, sinh and cosh are
-  inline polynomial kernels (mathlib_f32.py) that vectorize to packed instructions with no
-  call. sqrt, rsqrt, abs, floor, ceil, round (half to even), trunc, fmin, fmax and fmod are
-  LLVM intrinsics or instructions (x86 has no vector fmod: the backend calls fmodf per lane
-  for `frem`). pow and the trigonometric and inverse hyperbolic functions
-  call libm's float functions (sinf, powf, ...), one call per vector lane.
+* float32: exp, exp_nonpositive, exp2, expm1, log, log2, log10, log1p, tanh, sigmoid, erf,
+  sinh and cosh are inline polynomial kernels (mathlib_f32.py) that vectorize to packed
+  instructions with no call. sqrt, rsqrt, abs, floor, ceil, round (half to even), trunc,
+  fmin, fmax and fmod are LLVM intrinsics or instructions (x86 has no vector fmod: the
+  backend calls fmodf per lane for `frem`). pow and the trigonometric and inverse hyperbolic
+  functions call libm's float functions (sinf, powf, ...), one call per vector lane.
 * float64: the same intrinsics; everything else calls libm's double functions lane by lane.
-  sigmoid is e/(1+e) with e = exp(-|x|), exact enough at both ends.
+  sigmoid is e/(1+e) with e = exp(-|x|), exact enough at both ends; exp_nonpositive is
+  libm's exp of min(x, 0) with the flush of the float32 kernel.
 * float16, bfloat16: extended to float32, computed as above, rounded back to nearest even
   (bfloat16 by integer rounding, which keeps subnormal results; see `_round_to_bfloat`).
   llvmlite has no bfloat type: `BFloatType` below stands in for it.
@@ -26,11 +27,13 @@ from llvmlite import ir
 
 from dlc.codegen.llvm.mathlib_f32 import F32, KERNELS, Ops, declare
 from dlc.errors import CodegenError
+from dlc.te.intrinsics import EXP_NONPOSITIVE_MIN
 
 #: Number of arguments of every supported function.
 ARITY = {
     **{name: 1 for name in (
-        "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "erf", "abs", "floor", "ceil",
+        "exp", "exp_nonpositive", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "erf", "abs",
+        "floor", "ceil",
         "round", "trunc", "exp2", "log2", "log10", "log1p", "expm1", "sin", "cos", "tan",
         "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh")},
     **{name: 2 for name in ("pow", "fmin", "fmax", "atan2", "fmod")},
@@ -142,6 +145,10 @@ def _emit(builder: ir.IRBuilder, name: str, args: list[ir.Value], dtype: str) ->
         return KERNELS[name](o, args[0])
     if dtype == "float64" and name == "sigmoid":
         return _sigmoid_libm(o, args[0])
+    if dtype == "float64" and name == "exp_nonpositive":
+        x = args[0]
+        e = call_libm(builder, "exp", [o.select(o.cmp(">", x, o.const(0.0)), o.const(0.0), x)])
+        return o.select(o.cmp("<", x, o.const(EXP_NONPOSITIVE_MIN)), o.const(0.0), e)
     return call_libm(builder, name + ("f" if dtype == "float32" else ""), args)
 
 

@@ -8,7 +8,9 @@ Accuracy, measured against NumPy's float32 functions by tests/codegen/test_mathl
 few ulp: far inside the 1e-6 relative-or-absolute budget. Special values follow NumPy:
 exp(-inf)=0, exp(inf)=inf, log(0)=-inf, log(x<0)=NaN, tanh(-0)=-0, NaN in gives NaN out.
 Subnormal results are computed, not flushed: exp scales by 2^n in two exact steps, so
-exp(-100) is the subnormal 3.7e-44 (rounded once), as in NumPy, rather than 0.
+exp(-100) is the subnormal 3.7e-44 (rounded once), as in NumPy, rather than 0. The one
+exception is exp_nonpositive, softmax's exponential, which is 0 below 2^-125 by definition
+(see dlc.te.intrinsics.np_exp_nonpositive).
 
 The polynomial coefficients were fitted for dlc (weighted least squares on Chebyshev nodes,
 then rounded to float32); the range reductions are the classic Cody-Waite and frexp ones.
@@ -18,6 +20,8 @@ No fast-math flags are used anywhere: they would license LLVM to drop the NaN/in
 from __future__ import annotations
 
 from llvmlite import ir
+
+from dlc.te.intrinsics import EXP_NONPOSITIVE_MIN
 
 F32 = ir.FloatType()
 
@@ -175,6 +179,22 @@ def exp(o: Ops, x):
     return o.select(o.isnan(x), x, y)
 
 
+def exp_nonpositive(o: Ops, x):
+    """e^min(x, 0), with results below 2^-125 (x < EXP_NONPOSITIVE_MIN) flushed to +0: the
+    exponential of softmax's ``x - max(x)``, in about two thirds of exp's instructions.
+
+    The argument never exceeds 0, so nothing overflows, and every result kept is normal: 2^n
+    scales in one step (n in [-125, 0]). NaN needs no select: ``min`` keeps it, and NaN
+    times the (arbitrary) scale is NaN; the flush compare is ordered, so NaN is kept."""
+    x = o.select(o.cmp(">", x, o.const(0.0)), o.const(0.0), x)
+    n, n_int = o.round_int(o.mul(x, o.const(LOG2E)))
+    r = o.fma(n, o.const(-LN2_HI), x)
+    r = o.fma(n, o.const(-LN2_LO), r)
+    p = o.add(o.fma(o.mul(r, r), o.horner(r, EXP_Q), r), o.const(1.0))
+    y = o.mul(p, o.pow2(n_int))
+    return o.select(o.cmp("<", x, o.const(EXP_NONPOSITIVE_MIN)), o.const(0.0), y)
+
+
 def exp2(o: Ops, x):
     """2^x = 2^n * e^(f*ln2) with n = round(x), f = x - n exact."""
     x_c = o.clamp(x, -151.0, 129.0)
@@ -302,6 +322,7 @@ def log1p(o: Ops, x):
 
 
 KERNELS = {
-    "exp": exp, "exp2": exp2, "expm1": expm1, "log": log, "log2": log2, "log10": log10,
+    "exp": exp, "exp_nonpositive": exp_nonpositive, "exp2": exp2, "expm1": expm1, "log": log,
+    "log2": log2, "log10": log10,
     "log1p": log1p, "tanh": tanh, "sigmoid": sigmoid, "erf": erf, "sinh": sinh, "cosh": cosh,
 }
