@@ -8,7 +8,11 @@ For every case: the full-size model of benchmarks/models.py is written as ONNX a
 with ``dlc tune --time T --threads N`` in its own process (its own log, DIR/CASE.jsonl).
 Then ``benchmarks/models_cpu.py`` times the case twice, each in its own process: with the
 default schedules and with the log (dlc and onnxruntime, and numpy.matmul for the gemm
-cases, interleaved in rounds with idle gaps; medians). The table gives the latencies, the
+cases, interleaved in rounds with idle gaps; medians). Then each library is timed again
+ALONE, in a process of its own (no other library's threads in it): ``--alone-rounds``
+rounds of onnxruntime, default dlc, tuned dlc (and numpy), each process warming up for
+0.5 s and taking the median of ~2 s of calls; the "alone" columns give the median of the
+rounds' medians. The table gives the latencies, the
 ratios to onnxruntime (and numpy) and, from the log, the share of the final tuned speed
 reached within the first third of the tuning time (the model's estimated latency, the sum
 of its kernels' best medians, at one third of the run against at its end).
@@ -40,6 +44,8 @@ def parse_args(argv=None):
     p.add_argument("--out", help="directory for the models and logs (default: a new one)")
     p.add_argument("--skip-tuning", action="store_true",
                    help="time with the logs already in --out")
+    p.add_argument("--alone-rounds", type=int, default=3,
+                   help="rounds of one-library-per-process timing (0: none; default 3)")
     args = p.parse_args(argv)
     args.cases = [c for c in args.cases.split(",") if c]
     unknown = [c for c in args.cases if c not in models.CASES]
@@ -72,6 +78,56 @@ def time_case(name: str, args, log: str | None) -> dict:
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     with open(out) as f:
         return json.load(f)["rows"][0]
+
+
+ALONE = """
+import sys, time, json
+import numpy as np
+sys.path.insert(0, {here!r})
+import models
+kind, name, log, threads = {kind!r}, {name!r}, {log!r}, {threads}
+model = models.CASES[name][0]()
+feeds = models.random_inputs(model)
+if kind == "ort":
+    sess = models.ort_session(model, threads)
+    fn = lambda: sess.run(None, feeds)
+elif kind == "numpy":
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(threads, user_api="blas")
+    a, b = feeds.values()
+    fn = lambda: np.matmul(a, b)
+else:
+    import dlc
+    compiled = dlc.compile(model, tuning_log=log)
+    compiled.executor.module.set_num_threads(threads)
+    fn = lambda: compiled.run(feeds)
+end = time.perf_counter() + 0.5
+while time.perf_counter() < end:
+    fn()
+times, end = [], time.perf_counter() + 2.0
+while time.perf_counter() < end or len(times) < 5:
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+print(json.dumps(float(np.median(times))))
+"""
+
+
+def time_alone(name: str, kinds: dict, args) -> dict:
+    """kind -> median ms over ``--alone-rounds`` processes, each library alone in its own
+    (``kinds``: kind -> tuning log or None)."""
+    import statistics
+
+    medians: dict = {kind: [] for kind in kinds}
+    for _ in range(args.alone_rounds):
+        for kind, log in kinds.items():
+            code = ALONE.format(here=HERE, kind=kind, name=name, log=log,
+                                threads=args.threads)
+            out = subprocess.run([sys.executable, "-c", code], check=True,
+                                 capture_output=True, text=True).stdout
+            medians[kind].append(1e3 * json.loads(out.strip().splitlines()[-1]))
+            time.sleep(0.1)  # the last process's spinning threads are gone
+    return {kind: statistics.median(values) for kind, values in medians.items()}
 
 
 def first_third_share(log: str) -> float | None:
@@ -110,6 +166,16 @@ def main(argv=None) -> int:
               + (f"{numpy_ms:9.3f} {tuned['dlc_ms'] / numpy_ms:7.2f} " if numpy_ms else
                  f"{'-':>9s} {'-':>7s} ")
               + (f"{100 * share:4.0f}%" if share else "    -"), flush=True)
+        if args.alone_rounds > 0:
+            kinds = {"ort": None, "default": None, "tuned": log}
+            if name.startswith("gemm"):
+                kinds["numpy"] = None
+            alone = time_alone(name, kinds, args)
+            print(f"{'  alone':14s} {'':7s} {alone['ort']:9.3f} {alone['default']:10.3f} "
+                  f"{alone['default'] / alone['ort']:6.2f} {alone['tuned']:9.3f} "
+                  f"{alone['tuned'] / alone['ort']:6.2f} "
+                  + (f"{alone['numpy']:9.3f} {alone['tuned'] / alone['numpy']:7.2f}"
+                     if "numpy" in alone else ""), flush=True)
     return 0
 
 

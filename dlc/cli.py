@@ -455,7 +455,8 @@ def cmd_tune(args) -> int:
     try:
         result = tune(args.model, args.log, target=args.target, trials=args.trials,
                       seconds=seconds, threads=args.threads, seed=args.seed,
-                      search=args.search, input_shapes=shapes or None, engine=engine)
+                      search=args.search, input_shapes=shapes or None, engine=engine,
+                      confirm=args.confirm)
     finally:
         if engine is not None:
             engine.close()
@@ -627,7 +628,8 @@ def _add_tune(sub, common) -> None:
                        "the same log resumes.")
     p.add_argument("model", nargs="+", help="ONNX model file(s)")
     p.add_argument("--log", required=True, metavar="LOG.jsonl", help="tuning log (appended)")
-    p.add_argument("--trials", type=int, help="measurements in all (new ones)")
+    p.add_argument("--trials", type=int, help="measurements of the search in all (new ones; "
+                   "the confirmation adds up to 12 per task)")
     p.add_argument("--time", metavar="20m", help="wall-time budget: 90s, 20m, 1.5h")
     p.add_argument("--target", default="llvm", help="target (default: llvm, this CPU)")
     p.add_argument("--threads", type=int, help="threads per kernel (default: every core)")
@@ -635,6 +637,9 @@ def _add_tune(sub, common) -> None:
                    help="model: evolutionary search guided by the cost model (default); "
                         "random: the baseline")
     p.add_argument("--seed", type=int, default=0, help="seed of the search (default 0)")
+    p.add_argument("--no-confirm", dest="confirm", action="store_false",
+                   help="skip the confirmation at the end (each task's leaders and default "
+                        "measured again side by side, which decides what compile applies)")
     p.add_argument("--input-shape", action="append", metavar="NAME=1x3x224x224",
                    help="concrete shape of an input with symbolic dimensions (repeatable)")
     p.add_argument("--ray", metavar="auto|HOST:PORT",

@@ -50,12 +50,15 @@ def target_json(target) -> dict:
 
 def make_record(task_key: str, workload: dict, template: str, target, threads: int | None,
                 config: dict, trace, seconds, error, seed: int | None, flops=None,
-                features=None, weights=None, default: bool = False) -> dict:
+                features=None, weights=None, default: bool = False,
+                confirmation: bool = False) -> dict:
     """A schema-2 record, checked and in its JSON form (equal to what ``read_log`` returns).
 
     ``target`` is a Target or its string; ``trace`` a Trace, its JSON text or dict;
     ``error`` None, an error class ("timeout") or {"class": ..., "message": ...};
-    ``default`` marks the measurement of the space's default configuration.
+    ``default`` marks the measurement of the space's default configuration;
+    ``confirmation`` a re-measurement of a leading configuration (or the default) at the
+    end of a run, interleaved with the other leaders (see dlc.autotune.tuner).
     """
     from dlc import __version__
 
@@ -75,6 +78,8 @@ def make_record(task_key: str, workload: dict, template: str, target, threads: i
     record.update((k, v) for k, v in optional.items() if v is not None)
     if default:
         record["default"] = True
+    if confirmation:
+        record["confirmation"] = True
     try:
         record = json.loads(json.dumps(record, default=_jsonable, allow_nan=False))
     except ValueError as err:
@@ -202,6 +207,7 @@ _OPTIONAL = {
     "weights": (lambda v: isinstance(v, dict) and all(_is_int(n) for n in v.values()),
                 "an object of integers"),
     "default": (lambda v: isinstance(v, bool), "true or false"),
+    "confirmation": (lambda v: isinstance(v, bool), "true or false"),
     "upgraded_from": (_is_int, "an integer"),
 }
 
@@ -377,7 +383,10 @@ def best_records(records, target) -> tuple[dict, list]:
     """Task key -> the error-free record with the lowest median time among those for
     ``target`` (same kind, CPU name and set of enabled features), the first one on a tie;
     and one line per reason for the records ignored (another kind, CPU or feature set,
-    schema 1). ``records``: a ReadLog, a list of records, or a log's path."""
+    schema 1). A task whose leaders were confirmed (``confirmation`` records, measured
+    again side by side at the end of a run) takes the best confirmation: the search's own
+    minimum favours the luckiest single measurement. ``records``: a ReadLog, a list of
+    records, or a log's path."""
     records = _records_of(records)
     here = target_json(target)
     here_features = _features(here["features"])
@@ -391,8 +400,9 @@ def best_records(records, target) -> tuple[dict, list]:
             continue
         median = statistics.median(record["seconds"])
         key = record["task"]
-        if key not in medians or median < medians[key]:
-            best[key], medians[key] = record, median
+        rank = (not record.get("confirmation", False), median)
+        if key not in medians or rank < medians[key]:
+            best[key], medians[key] = record, rank
     return best, _reasons(ignored, here, here_features)
 
 

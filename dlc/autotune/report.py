@@ -14,6 +14,7 @@ estimate.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from dlc.errors import DlcError, ScheduleError
+from dlc.hardware import cpu_info
 from dlc.hardware import reported_ghz as host_ghz
 
 # The error classes of dlc.autotune.measure in the order reports show them, with the short
@@ -234,29 +236,18 @@ def workload_name(record: dict) -> str:
 
 
 # -- peak ----------------------------------------------------------------------------------
-def peak_gflops(cores: int, vector_lanes_float32: int, fma_units: int, ghz: float) -> float:
-    """Peak float32 GFLOP/s: cores x FMA units x 2 flops x vector lanes x GHz."""
-    return cores * fma_units * 2 * vector_lanes_float32 * ghz
-
-
-def vector_lanes(features: str) -> int | None:
-    """float32 lanes of the widest vector unit an LLVM feature string enables."""
-    enabled = {f[1:] for f in str(features or "").split(",") if f.startswith("+")}
-    for name, lanes in (("avx512f", 16), ("avx2", 8), ("avx", 8), ("sse2", 4), ("neon", 4)):
-        if name in enabled:
-            return lanes
-    return None
-
-
-def record_peak(record: dict, ghz: float | None, fma_units: int = 2) -> float | None:
-    """The peak estimate for a record's target and threads (None when unknown); a record
-    without a thread count ran on every core of the machine, taken to be this one."""
+def record_peak(record: dict, ghz: float | None) -> float | None:
+    """The float32 peak of a record's CPU at ``ghz`` on its threads (None for a target that
+    is not a CPU, or without a clock): dlc.hardware's CpuInfo gives the vector lanes and
+    FMA units (one on the cores that have one). A record without a thread count ran on
+    every core of the machine, taken to be this one."""
     target = record.get("target") if isinstance(record.get("target"), dict) else {}
-    lanes = vector_lanes(target.get("features", ""))
     cores = record.get("threads") if record.get("threads") is not None else os.cpu_count()
-    if not lanes or not ghz or not isinstance(cores, int) or cores < 1:
+    if target.get("kind") != "llvm" or not target.get("cpu") or not ghz \
+            or not isinstance(cores, int) or cores < 1:
         return None
-    return peak_gflops(cores, lanes, fma_units, ghz)
+    info = cpu_info(str(target["cpu"]), str(target.get("features") or ""))
+    return dataclasses.replace(info, cores=cores, ghz=ghz).peak_gflops()
 
 
 # -- summaries -----------------------------------------------------------------------------
@@ -284,6 +275,8 @@ def _summarize_task(key, label, records, weights, ghz) -> TaskSummary:
     messages: dict[str, str] = {}
     history = []
     best, best_record, default = None, None, None
+    confirmations = [r for r in records if r.get("confirmation") is True]
+    records = [r for r in records if r.get("confirmation") is not True] or confirmations
     for trial, r in enumerate(records, 1):
         cls = error_class(r)
         if cls:
@@ -295,10 +288,13 @@ def _summarize_task(key, label, records, weights, ghz) -> TaskSummary:
         if median is not None and r.get("default") is True:
             default = median if default is None else min(default, median)
         history.append((trial, median, best))
+    confirmed = _best_and_default(confirmations)
+    if confirmed[0] is not None:  # the leaders measured again side by side decide
+        (best, best_record), default = confirmed[0], confirmed[1] or default
     to_95 = None
     if best is not None:
-        to_95 = next(t for t, _, so_far in history if so_far is not None
-                     and so_far <= best / 0.95)
+        to_95 = next((t for t, _, so_far in history if so_far is not None
+                      and so_far <= best / 0.95), len(history))
     if weights is not None:
         task_weights = dict(weights.get(key, {}))
     else:
@@ -313,6 +309,15 @@ def _summarize_task(key, label, records, weights, ghz) -> TaskSummary:
     name = workload_name(records[0])
     return TaskSummary(key, name, label, len(records), errors, best, best_record, default,
                        flops, peak, to_95, task_weights, messages, history)
+
+
+def _best_and_default(records) -> tuple:
+    """((best median, its record) or None, the default's median or None) of ``records``."""
+    timed = [(median_seconds(r), r) for r in records]
+    timed = [(m, r) for m, r in timed if m is not None]
+    best = min(timed, key=lambda item: item[0], default=None)
+    default = next((m for m, r in timed if r.get("default") is True), None)
+    return best, default
 
 
 def _summarize_models(records, tasks, weights, several) -> list[ModelSummary]:
@@ -457,9 +462,11 @@ def format_table(summary: Summary, title: str = "") -> str:
     lines.append("")
     if peaks:
         lines.append("% peak: of " + ", ".join(f"{p:g}" for p in peaks) + " GFLOP/s, an "
-                     "estimate: threads x 2 FMA units x 2 flops x float32 lanes x the "
+                     "estimate: threads x FMA units (1 or 2) x 2 flops x float32 lanes x the "
                      "clock /proc/cpuinfo reports (over 100%: the cores run faster, turbo)")
     lines.append("to 95%: trials until the best so far was within 95% of the best speed")
+    lines.append("best, speed-up: from the confirmation (the leaders and the default measured "
+                 "again side by side at the end of a run) where there is one")
     if len(summary.models) > 1:
         lines.append("weight: occurrences of the task in all the models together")
     if summary.models:

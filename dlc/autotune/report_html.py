@@ -50,10 +50,12 @@ def render(summary: Summary, title: str) -> str:
              f"<title>{e(title)}</title><style>{CSS}</style></head><body>",
              f"<h1>{e(title)}</h1>", f"<p>{_header(summary)}</p>", "<h2>Tasks</h2>",
              _table(TABLE_COLUMNS, table_rows(summary), text=(0, 4)),
-             '<p class="note">% peak: an estimate (threads x 2 FMA units x 2 flops x float32 '
-             "lanes x the clock /proc/cpuinfo reports; over 100%: the cores run faster, "
+             '<p class="note">% peak: an estimate (threads x FMA units (1 or 2) x 2 flops '
+             "x float32 lanes x the clock /proc/cpuinfo reports; over 100%: the cores run faster, "
              "turbo). to 95%: trials until the best so far was within "
-             "95% of the best speed.</p>"]
+             "95% of the best speed. best, speed-up: from the confirmation (the leaders "
+             "and the default measured again side by side at the end of a run) where there "
+             "is one.</p>"]
     if summary.models:
         parts.append("<h2>Models</h2>")
         for m in summary.models:

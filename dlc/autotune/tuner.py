@@ -10,6 +10,14 @@ measurement appended to the log as it arrives.
       results = measure(lowered configs)          # builds in parallel, then timed alone
       append a record per result; search[task].update(...)
 
+Then the leaders of each task are confirmed: its CONFIRM_LEADERS fastest configurations
+and its default are measured again, in CONFIRM_ROUNDS interleaved rounds, and logged as
+``confirmation`` records, which decide what ``dlc compile --tuning-log`` applies. A search
+that measures hundreds of configurations once also picks the luckiest measurement (the
+winner's curse: on a noisy machine the minimum of many medians is too low); measured side
+by side, the leaders and the default are compared under the same conditions. A time
+budget keeps CONFIRM_SHARE of itself for this; a trial budget counts the search only.
+
 A run given a log that already holds measurements resumes: measured configurations are
 not measured again (their records seed the searches and the cost model), and the
 default configuration is re-run only to get the reference output, not logged again.
@@ -32,6 +40,11 @@ BATCH = 8
 #: is dominated by cold caches and says nothing.
 SLOW_FACTOR = 4.0
 EARLY_STOP_FLOOR = 1e-3
+#: Leaders of a task re-measured with its default at the end of a run, in rounds (the
+#: order rotates each round), and the share of a time budget kept for it.
+CONFIRM_LEADERS = 3
+CONFIRM_ROUNDS = 3
+CONFIRM_SHARE = 0.1
 
 
 @dataclass
@@ -85,7 +98,7 @@ def parse_budget(text: str) -> float:
 def tune(models, log, target=None, trials: int | None = None, seconds: float | None = None,
          threads: int | None = None, seed: int = 0, search: str = "model",
          input_shapes=None, batch: int = BATCH, progress=None, timeout: float = 10.0,
-         build_workers: int | None = None, engine=None) -> TuneResult:
+         build_workers: int | None = None, engine=None, confirm: bool = True) -> TuneResult:
     """Tune the kernels of ``models`` (one or a list of ONNX models, paths or Graphs) for
     ``target`` within ``trials`` measurements or ``seconds`` of wall time (the first one
     reached; one of them is required), appending every measurement to the JSONL ``log``.
@@ -95,6 +108,8 @@ def tune(models, log, target=None, trials: int | None = None, seconds: float | N
     -num-threads, else every core); ``progress`` a dlc.autotune.progress.Progress (None:
     one is made for stdout). ``engine`` measures batches (default: local processes,
     ``dlc.autotune.measure``; ``dlc.autotune.ray_engine`` fans out over a Ray cluster).
+    ``confirm``: measure each task's leaders again at the end (see the module docstring;
+    not counted in ``trials``, and within ``seconds``).
     """
     from dlc.autotune.log import LogWriter, read_log
     from dlc.autotune.task import extract_tasks
@@ -121,17 +136,20 @@ def tune(models, log, target=None, trials: int | None = None, seconds: float | N
         with LogWriter(log) as writer:
             run.writer = writer
             run.baselines()
+            search_seconds = seconds * (1 - CONFIRM_SHARE) if confirm and seconds else seconds
             while True:
                 done = run.trials
                 if trials is not None and done >= trials:
                     break
-                if seconds is not None and time.monotonic() - start >= seconds:
+                if seconds is not None and time.monotonic() - start >= search_seconds:
                     break
                 index = run.scheduler.next_task()
                 if index is None:
                     break  # every space measured whole
                 size = batch if trials is None else min(batch, trials - done)
                 run.tune_batch(index, size)
+            if confirm:
+                run.confirm(None if seconds is None else start + seconds)
     finally:
         engine.close()
         if own_progress:
@@ -171,6 +189,15 @@ class LocalEngine:
         return measure(funcs, inputs, reference, self.builder, self.runner,
                        slow_after=slow_after)
 
+    def measure_rounds(self, funcs, inputs, reference, rounds: int) -> list:
+        """Like tuner._measure_rounds, with each func built once."""
+        builds = self.builder.build(funcs)
+        per_func: list = [[] for _ in funcs]
+        for r in range(rounds):
+            for i in _rotation(len(funcs), r):
+                per_func[i].append(self.runner.run(builds[i], inputs, reference))
+        return per_func
+
     def close(self) -> None:
         self.builder.close()
         self.runner.close()
@@ -201,6 +228,9 @@ class _Run:
         self.defaults: list = [None] * len(tasks)
         self.errors = [dict() for _ in tasks]
         self.features: list = [dict() for _ in tasks]  # config key -> loop-IR features
+        # config key -> (median, config) of the error-free measurements (the leaders)
+        self.medians: list = [_medians(m.values()) for m in self.measured]
+        self.confirmed: list = [None] * len(tasks)  # (best, default) medians, confirmed
         states = []
         for k, (task, space) in enumerate(zip(tasks, self.spaces)):
             best = _best_seconds(self.measured[k].values())
@@ -278,6 +308,8 @@ class _Run:
             logged = self.measured[k].get(key)
             self.defaults[k] = (_median(logged["seconds"]) if logged is not None
                                 and not logged["error"] else result.median)
+            if result.median is not None:
+                self.medians[k].setdefault(key, (self.defaults[k], config))
             if logged is None:
                 self._log(k, config, trace, result, func, default=True)
                 self.measured[k][key] = {"config": config}
@@ -314,13 +346,52 @@ class _Run:
             result = failed or next(results)
             self._log(k, config, trace, result, func)
             self.measured[k][config_key(config)] = {"config": config}
+            if result.error is None:
+                self.medians[k][config_key(config)] = (result.median, config)
             outcomes.append(result)
         search.update(configs, outcomes)
         self.trials += len(configs)
         self.scheduler.record(k, len(configs), _best_seconds_of(outcomes))
         self._show(k)
 
-    def _log(self, k, config, trace, result, func, default: bool = False) -> None:
+    # -- the leaders of every task, measured again side by side ---------------------------
+    def confirm(self, deadline: float | None) -> None:
+        """Measure each task's leaders and default again in interleaved rounds and log them
+        as confirmation records; the tasks that weigh most in the model first, until
+        ``deadline`` (time.monotonic()) passes."""
+        from dlc.autotune.search import config_key
+
+        order = sorted(range(len(self.tasks)), key=lambda k: -self.tasks[k].weight * (
+            self.scheduler.states[k].best or self.defaults[k] or 0.0))
+        for k in order:
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            if self.defaults[k] is None:
+                continue  # the default failed: nothing to compare with
+            default = self.spaces[k].default()
+            ranked = sorted(self.medians[k].items(), key=lambda item: item[1][0])
+            leaders = [config for key, (_, config) in ranked
+                       if key != config_key(default)][:CONFIRM_LEADERS]
+            if not leaders:
+                continue
+            configs = [default, *leaders]
+            lowered = [self.tasks[k].lower(c if i else None, self.target)
+                       for i, c in enumerate(configs)]
+            rounds = _measure_rounds(self.engine, [f for f, _ in lowered], self.inputs[k],
+                                     self.references[k], CONFIRM_ROUNDS)
+            medians = []
+            for i, (config, (func, trace), results) in enumerate(zip(configs, lowered, rounds)):
+                result = _merged(results)
+                self._log(k, config, trace, result, func, default=i == 0, confirmation=True)
+                medians.append(result.median)
+            if medians[0] is not None and any(m is not None for m in medians[1:]):
+                best = min(m for m in medians if m is not None)
+                self.confirmed[k] = (best, medians[0])
+                self.scheduler.states[k].best = best
+            self._show(k)
+
+    def _log(self, k, config, trace, result, func, default: bool = False,
+             confirmation: bool = False) -> None:
         from dlc.autotune.features import FEATURE_VERSION
         from dlc.autotune.log import make_record
 
@@ -337,7 +408,7 @@ class _Run:
             task.key, task.workload, task.template, self.target, self.threads, config,
             trace if trace is not None else {"version": 1, "primitives": []},
             list(result.seconds), error, self.seed, flops=task.flops, features=features,
-            weights=dict(task.models), default=default))
+            weights=dict(task.models), default=default, confirmation=confirmation))
 
     def _show(self, k: int) -> None:
         task, state = self.tasks[k], self.scheduler.states[k]
@@ -356,9 +427,48 @@ class _Run:
         return total
 
     def results(self) -> list:
-        return [TaskResult(task, state.best, default, state.measured, errors)
-                for task, state, default, errors in zip(self.tasks, self.scheduler.states,
-                                                        self.defaults, self.errors)]
+        out = []
+        for k, (task, state) in enumerate(zip(self.tasks, self.scheduler.states)):
+            best, default = self.confirmed[k] or (state.best, self.defaults[k])
+            out.append(TaskResult(task, best, default, state.measured, self.errors[k]))
+        return out
+
+
+def _medians(records) -> dict:
+    """config key -> (median, config) of the error-free records among ``records``."""
+    from dlc.autotune.search import config_key
+
+    return {config_key(r["config"]): (_median(r["seconds"]), r["config"]) for r in records
+            if not r.get("error") and r.get("seconds")}
+
+
+def _measure_rounds(engine, funcs, inputs, reference, rounds: int) -> list:
+    """Each func measured ``rounds`` times, the order rotating every round (so none is
+    always timed first): a list of MeasureResults per func."""
+    if hasattr(engine, "measure_rounds"):
+        return engine.measure_rounds(funcs, inputs, reference, rounds)
+    per_func: list = [[] for _ in funcs]
+    for r in range(rounds):
+        order = _rotation(len(funcs), r)
+        results = engine.measure([funcs[i] for i in order], inputs, reference, None)
+        for i, result in zip(order, results):
+            per_func[i].append(result)
+    return per_func
+
+
+def _rotation(count: int, r: int) -> list:
+    """0..count-1 starting at r mod count: round r's order."""
+    return [(i + r) % count for i in range(count)]
+
+
+def _merged(results):
+    """One MeasureResult of several: every round's times, or the first error."""
+    from dlc.autotune.measure import MeasureResult
+
+    failed = next((r for r in results if r.error is not None), None)
+    if failed is not None:
+        return failed
+    return MeasureResult([t for r in results for t in r.seconds], None)
 
 
 def _median(seconds) -> float | None:

@@ -182,10 +182,14 @@ def test_records_of_two_targets_are_reported_apart():
 
 
 def test_peak_estimate_and_its_unknowns(tmp_path, monkeypatch):
-    assert report.peak_gflops(4, 16, 2, 3.0) == 4 * 16 * 2 * 2 * 3.0
-    assert report.vector_lanes("+avx2,-avx512f,+fma") == 8
-    assert report.vector_lanes("+avx512f,+avx2") == 16
-    assert report.vector_lanes("-avx2,+sse2") == 4 and report.vector_lanes("") is None
+    avx2 = rec("a" * 40, [1e-4], flops=1e6, threads=4)
+    assert report.record_peak(avx2, 3.0) == pytest.approx(4 * 2 * 2 * 8 * 3.0)
+    one_fma = rec("a" * 40, [1e-4], flops=1e6, threads=4,
+                  target=dict(TARGET, cpu="znver4", features="+avx512f,+avx2,+fma"))
+    assert report.record_peak(one_fma, 3.0) == pytest.approx(4 * 1 * 2 * 16 * 3.0)
+    gpu = rec("a" * 40, [1e-4], flops=1e6, target=dict(TARGET, kind="cuda", cpu="sm_90",
+                                                          features=""))
+    assert report.record_peak(gpu, 3.0) is None and report.record_peak(avx2, None) is None
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\ncpu MHz\t\t: 2445.426\nprocessor\t: 1\n"
                        "cpu MHz\t\t: 3100.000\n")
@@ -196,8 +200,6 @@ def test_peak_estimate_and_its_unknowns(tmp_path, monkeypatch):
     row_a = next(line for line in text.splitlines() if line.startswith("dense("))
     assert re.split(r"\s{2,}", row_a)[6:8] == ["20.0", "-"]
     assert "% peak: of" not in text
-    plain = [rec("a" * 40, [1e-4], flops=1e6, target=dict(TARGET, features="+64bit"))]
-    assert report.summarize(plain, ghz=2.0).tasks[0].percent_of_peak is None
     every_core = [rec("a" * 40, [1e-4], flops=1e6, threads=None)]   # ran on all cores
     assert report.summarize(every_core, ghz=2.0).tasks[0].peak_gflops == pytest.approx(
         os.cpu_count() * 2 * 2 * 8 * 2.0)
@@ -447,3 +449,25 @@ def test_format_helpers():
     assert math.isclose(report.median_seconds({"seconds": [3, 1, 2], "error": None}), 2)
     assert report.median_seconds({"seconds": [1.0], "error": {"class": "timeout"}}) is None
     assert report.median_seconds({"seconds": [], "error": None}) is None
+
+
+def test_a_confirmed_task_reports_its_confirmation_and_counts_the_search_only():
+    """The search's minimum (a lucky 1e-5 s) gives way to the confirmation's medians, for
+    the best time and the speed-up; the confirmation records are not trials."""
+    search = [rec("a" * 40, [4e-4], default=True, flops=2e6, n=0),
+              rec("a" * 40, [1e-5], flops=2e6, n=1, config={"mr": 4}),
+              rec("a" * 40, [2e-4], flops=2e6, n=2, config={"mr": 2})]
+    confirm = [dict(rec("a" * 40, [5e-4, 4e-4, 4.2e-4], default=True, flops=2e6, n=3),
+                    confirmation=True),
+               dict(rec("a" * 40, [3e-4, 3.1e-4, 2.9e-4], flops=2e6, n=3,
+                        config={"mr": 4}), confirmation=True),
+               dict(rec("a" * 40, [2e-4, 2.1e-4, 2.2e-4], flops=2e6, n=3,
+                        config={"mr": 2}), confirmation=True)]
+    (task,) = report.summarize(search + confirm, ghz=2.0).tasks
+    assert task.trials == 3
+    assert task.best_seconds == pytest.approx(2.1e-4)
+    assert task.best_record["config"] == {"mr": 2}
+    assert task.default_seconds == pytest.approx(4.2e-4)
+    assert task.speedup == pytest.approx(2.0)
+    (alone,) = report.summarize(search, ghz=2.0).tasks
+    assert alone.best_seconds == pytest.approx(1e-5)
