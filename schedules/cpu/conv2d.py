@@ -7,7 +7,10 @@ The ops of ``dlc.ops.layout`` tag their stages: the reduction (``conv2d_nchwc``,
 
 * the epilogue the fusion pass attached (bias, activation, residual add, ...) is inlined
   into the kernel's output, whose rows are tiled by ``reg_n`` output columns; the loops
-  over (batch, channel block, output row) are fused into one parallel loop;
+  over (batch, channel block, output row) are fused into one parallel loop (the knob
+  ``rows_outside_channels`` puts the rows outside the channel blocks instead: a thread
+  then takes neighbouring rows of every channel block, which share their input rows,
+  where the default shares one block's weights);
 * the reduction is computed inside that tile (``compute_at``): an accumulator tile of
   ``reg_n x oc_bn`` values, ``reg_n`` unrolled and the channel block vectorized, that LLVM
   keeps in vector registers (``reg_n * oc_bn / 16 <= 28`` of the 32 zmm registers);
@@ -160,13 +163,14 @@ def _schedule_tiled(sch: Schedule, outputs, tag: str, order, cfg) -> Schedule:
     width = main.op.shape[3]
     reg_n = cfg.knob("tile_columns", range(1, min(width, MAX_TILE) + 1),
                      default=register_tile(width, main.op.shape[4], cfg.target.hardware))
+    rows_outside = cfg.knob("rows_outside_channels", (False, True), default=False)
     out_names = [sch.tensor_name(t) for t in outputs]
     if len(out_names) == 1 and out_names[0] != main.name:
-        tile_loop = _tile_output(sch, out_names[0], reg_n, main.op.shape[4])
+        tile_loop = _tile_output(sch, out_names[0], reg_n, main.op.shape[4], rows_outside)
         inner = main.name
     else:  # the reduction is an output, or several outputs read it: accumulate in a copy
         inner = sch.tensor_name(sch.cache_write(main.name, "local"))
-        tile_loop = _tile_output(sch, main.name, reg_n, main.op.shape[4])
+        tile_loop = _tile_output(sch, main.name, reg_n, main.op.shape[4], rows_outside)
         for name in out_names:
             if name != main.name:
                 _schedule_root_stage(sch, sch[name], cfg)
@@ -178,11 +182,12 @@ def _schedule_tiled(sch: Schedule, outputs, tag: str, order, cfg) -> Schedule:
     return sch
 
 
-def _tile_output(sch: Schedule, name: str, reg_n: int, block: int):
+def _tile_output(sch: Schedule, name: str, reg_n: int, block: int,
+                 rows_outside: bool = False):
     """Split the width of an output into tiles of ``reg_n`` columns; (n, channel block, h)
-    fused and parallel, the tile unrolled, the channel block vectorized (a plain NCHW
-    output is split into blocks first, and stored by scatters); returns the loop over
-    tiles."""
+    fused and parallel (``rows_outside``: (n, h, channel block)), the tile unrolled, the
+    channel block vectorized (a plain NCHW output is split into blocks first, and stored
+    by scatters); returns the loop over tiles."""
     loops = sch.get_loops(name)
     if len(loops) == 4:
         n, c, h, w = loops
@@ -190,8 +195,9 @@ def _tile_output(sch: Schedule, name: str, reg_n: int, block: int):
     else:
         n, c, h, w, ci = loops
     wo, wi = sch.split(w, factor=reg_n)
-    sch.reorder(n, c, h, wo, wi, ci)
-    sch.parallel(sch.fuse(n, c, h))
+    outer = (n, h, c) if rows_outside else (n, c, h)
+    sch.reorder(*outer, wo, wi, ci)
+    sch.parallel(sch.fuse(*outer))
     sch.unroll(wi)
     sch.vectorize(ci)
     return wo

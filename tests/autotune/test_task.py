@@ -108,3 +108,39 @@ def test_inputs_keep_scalar_parameters_scalar():
     for task in extract_tasks(b.build(), opt_level=0):
         specs = [sp for sp in task.param_specs() if not sp["output"]]
         assert [a.shape for a in task.inputs()] == [tuple(sp["shape"]) for sp in specs]
+
+
+def test_rows_outside_channels_computes_the_same_convolutions(tmp_path):
+    """The conv templates' loop-order knob, applied through a tuning log to a convolution
+    with a fused Relu and a depthwise convolution, gives the default's outputs."""
+    import dlc
+    from dlc.autotune.log import LogWriter, make_record
+    from dlc.target import Target
+
+    b = GraphBuilder("m")
+    x = b.input("x", (1, 48, 10, 10))
+    rng = np.random.default_rng(1)
+    w = b.constant(rng.standard_normal((48, 48, 3, 3)).astype(np.float32))
+    dw = b.constant(rng.standard_normal((48, 1, 3, 3)).astype(np.float32))
+    y = b.op("Relu", b.op("Conv", x, w, pads=[1, 1, 1, 1]))
+    y = b.op("Conv", y, dw, pads=[1, 1, 1, 1], group=48)
+    b.output(b.op("AveragePool", y, kernel_shape=[2, 2], strides=[2, 2]))
+    model = b.build()
+    target = Target("llvm")
+    tasks = [t for t in extract_tasks(model, target)
+             if "rows_outside_channels" in t.space(target).knobs]
+    assert len(tasks) >= 2
+    log = tmp_path / "rows.jsonl"
+    with LogWriter(log) as writer:
+        for task in tasks:
+            config = dict(task.space(target).default(), rows_outside_channels=True)
+            func, trace = task.lower(config, target)
+            assert canonical_text(func) != canonical_text(task.lower(None, target)[0])
+            writer.append(make_record(task.key, task.workload, task.template, target, 1,
+                                      config, trace, [1e-6], None, 0))
+    data = rng.standard_normal((1, 48, 10, 10)).astype(np.float32)
+    with pytest.warns(dlc.DlcWarning, match="no tuning record"):  # the pool's kernel
+        tuned = dlc.compile(model, tuning_log=log)
+    assert sum(k.tuned for k in tuned.kernels) == len(tasks)
+    np.testing.assert_allclose(tuned.run(data)[0], dlc.compile(model).run(data)[0],
+                               rtol=1e-5, atol=1e-5)
