@@ -201,7 +201,7 @@ def _prepare(X, y, groups):
     order that makes groups contiguous (groups with nothing to rank left out) and the group
     sizes."""
     X = np.asarray(X, dtype=np.float64)
-    X = X.reshape(len(X), -1)
+    X = X.reshape(len(X), -1) if len(X) else X.reshape(0, 0)  # nothing learnable yet
     y = np.maximum(np.asarray(y, dtype=np.float64), 0.0)
     groups = np.asarray(groups)
     if not len(X) == len(y) == len(groups):

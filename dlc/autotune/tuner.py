@@ -374,9 +374,15 @@ class _Run:
                        if key != config_key(default)][:CONFIRM_LEADERS]
             if not leaders:
                 continue
-            configs = [default, *leaders]
-            lowered = [self.tasks[k].lower(c if i else None, self.target)
-                       for i, c in enumerate(configs)]
+            configs, lowered = [], []
+            for i, config in enumerate([default, *leaders]):
+                try:  # a leader from an older log may no longer fit the template
+                    lowered.append(self.tasks[k].lower(config if i else None, self.target))
+                except DlcError:
+                    continue
+                configs.append(config)
+            if len(configs) < 2 or configs[0] is not default:
+                continue
             rounds = _measure_rounds(self.engine, [f for f, _ in lowered], self.inputs[k],
                                      self.references[k], CONFIRM_ROUNDS)
             medians = []

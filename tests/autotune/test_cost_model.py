@@ -56,6 +56,7 @@ def test_untrained_with_too_little_data():
     model = CostModel()
     X, y, g = synthetic(10, seed=4)
     assert not model.fit(X, y, g)
+    assert not model.fit([], [], [])  # no rows at all (every configuration failed to lower)
     assert model.predict(X) is None and model.pairwise_accuracy(X, y, g) is None
     # plenty of rows, but nothing to rank: one throughput per task or all equal
     X, y, _ = synthetic(100, seed=5)

@@ -232,3 +232,23 @@ def test_the_confirmation_measures_the_leaders_again_and_decides(model, tmp_path
     for key, record in chosen.items():  # no lucky measurement decides
         assert record.get("confirmation", False) is (key in confirmed)
         assert not set(record["seconds"]) & engine.lucky
+
+
+def test_a_leader_that_no_longer_fits_its_template_is_not_confirmed(model, tmp_path):
+    """An error-free record from an older log whose configuration the template now
+    rejects is a leader by its time, but the confirmation leaves it out and goes on."""
+    from dlc.autotune.log import LogWriter, make_record
+    from dlc.autotune.task import extract_tasks
+    from dlc.autotune.tuner import resolve
+
+    target, _ = resolve(None, None)
+    task = next(t for t in extract_tasks(model, target) if len(t.space(target)) > 1)
+    stale = dict(task.space(target).default())
+    stale[next(iter(stale))] = 10_000  # not one of the knob's choices any more
+    log = tmp_path / "tune.jsonl"
+    with LogWriter(log) as writer:
+        writer.append(make_record(task.key, task.workload, task.template, target, 1, stale,
+                                  {"version": 1, "primitives": []}, [1e-9], None, 0))
+    tune(model, log, trials=6, seed=3, engine=_FakeEngine(), progress=_Quiet())
+    confirmations = [r for r in read_log(log).records if r.get("confirmation")]
+    assert confirmations and all(r["config"] != stale for r in confirmations)
