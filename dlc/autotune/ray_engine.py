@@ -57,6 +57,9 @@ class NodeEngine:
     def measure(self, funcs, inputs, reference, slow_after):
         return self.engine.measure(funcs, inputs, reference, slow_after)
 
+    def measure_rounds(self, funcs, inputs, reference, rounds: int):
+        return self.engine.measure_rounds(funcs, inputs, reference, rounds)
+
     def close(self) -> None:
         self.engine.close()
 
@@ -120,13 +123,25 @@ class RayEngine:
         on one machine."""
         import ray
 
-        inputs = ray.put(inputs)
+        return self._on_one_machine(lambda actor: actor.reference.remote(func, ray.put(inputs)),
+                                    lambda result: 1)
+
+    def measure_rounds(self, funcs, inputs, reference, rounds: int):
+        """tuner._measure_rounds on ONE machine: the candidates of a confirmation are
+        compared under the same conditions, never across machines."""
+        return self._on_one_machine(
+            lambda actor: actor.measure_rounds.remote(funcs, inputs, reference, rounds),
+            lambda per_func: sum(map(len, per_func)))
+
+    def _on_one_machine(self, call, count):
+        """``call(actor)``'s answer from the next machine (another one if that machine is
+        lost); ``count(answer)`` measurements are credited to it."""
         while True:
             k = self._next()
-            (result,) = self._get([self.actors[k].reference.remote(func, inputs)], lost_ok=True)
-            if result is not None:
-                self.measured[k] += 1
-                return result
+            (answer,) = self._get([call(self.actors[k])], lost_ok=True)
+            if answer is not None:
+                self.measured[k] += count(answer)
+                return answer
             self._drop([k])  # lost with its machine: another one measures it
 
     def measure(self, funcs, inputs, reference, slow_after):

@@ -192,11 +192,8 @@ class LocalEngine:
     def measure_rounds(self, funcs, inputs, reference, rounds: int) -> list:
         """Like tuner._measure_rounds, with each func built once."""
         builds = self.builder.build(funcs)
-        per_func: list = [[] for _ in funcs]
-        for r in range(rounds):
-            for i in _rotation(len(funcs), r):
-                per_func[i].append(self.runner.run(builds[i], inputs, reference))
-        return per_func
+        return _in_rounds(len(funcs), rounds, lambda order: [
+            self.runner.run(builds[i], inputs, reference) for i in order])
 
     def close(self) -> None:
         self.builder.close()
@@ -228,8 +225,6 @@ class _Run:
         self.defaults: list = [None] * len(tasks)
         self.errors = [dict() for _ in tasks]
         self.features: list = [dict() for _ in tasks]  # config key -> loop-IR features
-        # config key -> (median, config) of the error-free measurements (the leaders)
-        self.medians: list = [_medians(m.values()) for m in self.measured]
         self.confirmed: list = [None] * len(tasks)  # (best, default) medians, confirmed
         states = []
         for k, (task, space) in enumerate(zip(tasks, self.spaces)):
@@ -299,7 +294,8 @@ class _Run:
                               f"({result.error}: {result.message}); it is not tuned (a dlc "
                               "bug: please report it)", DlcWarning, stacklevel=2)
                 if key not in self.measured[k]:
-                    self._log(k, config, trace, result, func, default=True)
+                    self.measured[k][key] = self._log(k, config, trace, result, func,
+                                                      default=True)
                     self.trials += 1
                 state = self.scheduler.states[k]
                 state.measured = state.space_size  # nothing to compare candidates with
@@ -308,11 +304,9 @@ class _Run:
             logged = self.measured[k].get(key)
             self.defaults[k] = (_median(logged["seconds"]) if logged is not None
                                 and not logged["error"] else result.median)
-            if result.median is not None:
-                self.medians[k].setdefault(key, (self.defaults[k], config))
             if logged is None:
-                self._log(k, config, trace, result, func, default=True)
-                self.measured[k][key] = {"config": config}
+                self.measured[k][key] = self._log(k, config, trace, result, func,
+                                                  default=True)
                 self.trials += 1
                 self.scheduler.record(k, 1, result.median)
                 self.searches[k].update([config], [result])
@@ -344,10 +338,7 @@ class _Run:
         outcomes = []
         for config, (func, trace, failed) in zip(configs, lowered):
             result = failed or next(results)
-            self._log(k, config, trace, result, func)
-            self.measured[k][config_key(config)] = {"config": config}
-            if result.error is None:
-                self.medians[k][config_key(config)] = (result.median, config)
+            self.measured[k][config_key(config)] = self._log(k, config, trace, result, func)
             outcomes.append(result)
         search.update(configs, outcomes)
         self.trials += len(configs)
@@ -369,7 +360,8 @@ class _Run:
             if self.defaults[k] is None:
                 continue  # the default failed: nothing to compare with
             default = self.spaces[k].default()
-            ranked = sorted(self.medians[k].items(), key=lambda item: item[1][0])
+            ranked = sorted(_medians(self.measured[k].values()).items(),
+                            key=lambda item: item[1][0])
             leaders = [config for key, (_, config) in ranked
                        if key != config_key(default)][:CONFIRM_LEADERS]
             if not leaders:
@@ -397,7 +389,8 @@ class _Run:
             self._show(k)
 
     def _log(self, k, config, trace, result, func, default: bool = False,
-             confirmation: bool = False) -> None:
+             confirmation: bool = False) -> dict:
+        """Append a record of one measurement to the log; returns it."""
         from dlc.autotune.features import FEATURE_VERSION
         from dlc.autotune.log import make_record
 
@@ -410,11 +403,13 @@ class _Run:
             features = {"version": FEATURE_VERSION, "values": [float(v) for v in values]}
         error = None if result.error is None else {"class": result.error,
                                                    "message": result.message}
-        self.writer.append(make_record(
+        record = make_record(
             task.key, task.workload, task.template, self.target, self.threads, config,
             trace if trace is not None else {"version": 1, "primitives": []},
             list(result.seconds), error, self.seed, flops=task.flops, features=features,
-            weights=dict(task.models), default=default, confirmation=confirmation))
+            weights=dict(task.models), default=default, confirmation=confirmation)
+        self.writer.append(record)
+        return record
 
     def _show(self, k: int) -> None:
         task, state = self.tasks[k], self.scheduler.states[k]
@@ -453,18 +448,19 @@ def _measure_rounds(engine, funcs, inputs, reference, rounds: int) -> list:
     always timed first): a list of MeasureResults per func."""
     if hasattr(engine, "measure_rounds"):
         return engine.measure_rounds(funcs, inputs, reference, rounds)
-    per_func: list = [[] for _ in funcs]
+    return _in_rounds(len(funcs), rounds, lambda order: engine.measure(
+        [funcs[i] for i in order], inputs, reference, None))
+
+
+def _in_rounds(count: int, rounds: int, measure) -> list:
+    """``measure(order)`` (a list of indices -> their results, in that order) once per
+    round, round r starting at index r mod count; the results per index."""
+    per_index: list = [[] for _ in range(count)]
     for r in range(rounds):
-        order = _rotation(len(funcs), r)
-        results = engine.measure([funcs[i] for i in order], inputs, reference, None)
-        for i, result in zip(order, results):
-            per_func[i].append(result)
-    return per_func
-
-
-def _rotation(count: int, r: int) -> list:
-    """0..count-1 starting at r mod count: round r's order."""
-    return [(i + r) % count for i in range(count)]
+        order = [(i + r) % count for i in range(count)]
+        for i, result in zip(order, measure(order)):
+            per_index[i].append(result)
+    return per_index
 
 
 def _merged(results):
