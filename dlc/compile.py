@@ -26,6 +26,7 @@ from dlc.graph.passes.infer_types import infer_types, untyped_nodes
 from dlc.graph.passes.pack_dense_weights import pack_dense_weights
 from dlc.graph.passes.recognize_reductions import recognize_reductions
 from dlc.graph.passes.simplify_algebra import simplify_algebra
+from dlc.graph.passes.winograd_conv import winograd_conv
 from dlc.target import Target
 
 #: Graph passes run before lowering, in order, each with the lowest ``opt_level`` that
@@ -40,6 +41,7 @@ GRAPH_PIPELINE: list = [  # [(level, pass_fn)]
     (1, eliminate_common_subexpressions),
     (1, eliminate_dead_nodes),
     (3, alter_conv_layout),
+    (3, winograd_conv),
     (3, pack_dense_weights),
     (2, fuse_ops),
 ]

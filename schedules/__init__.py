@@ -54,4 +54,4 @@ def default_config(target=None):
 
 
 # Schedule modules register themselves (they import register_schedule from here).
-from dlc.schedules.cpu import conv2d, dense, matmul, reduction  # noqa: E402, F401
+from dlc.schedules.cpu import conv2d, dense, matmul, reduction, winograd  # noqa: E402, F401

@@ -27,5 +27,6 @@ from dlc.ops import (  # noqa: F401
     shape,
     signal,
     softmax,
+    winograd,
 )
 from dlc.ops.registry import OPS, OpContext, OpDef, get, register  # noqa: F401

@@ -1,0 +1,115 @@
+"""Compute large 3x3 stride-1 convolutions with Winograd's F(4x4, 3x3) (dlc.ops.winograd):
+4x fewer multiplications than the direct convolution, at the cost of three kernels and two
+intermediate tensors 2.25x the size of the input and output.
+
+A ``Conv2dNCHWc`` (after alter_conv_layout) qualifies when its weights are constant
+float32 3x3 windows with unit strides and dilations, its input and output are blocked, and
+the products have enough work to amortize the transforms: at least
+``MIN_CHANNELS`` input and output channels and ``MIN_TILES`` 4x4 output tiles. The rule
+is one of arithmetic, not of any one processor: the transformed weights are 4x larger
+than the direct ones and each is reused once per tile, so with few tiles the products
+read weights instead of multiplying (on a 7x7 ResNet layer, 4 tiles, the direct
+convolution is as fast). The weights are transformed here, once (``U = G w G^T``).
+
+Before::
+
+    graph g(x: float32[1, 1, 16, 16, 32]):
+      w = constant float32[1, 1, 3, 3, 32, 32]
+      b = constant float32[1, 1, 1, 1, 32]
+      c = Conv2dNCHWc(x, w, b) {dilations=[1, 1], pads=[1, 1, 1, 1], strides=[1, 1]} : float32[1, 1, 16, 16, 32]
+      y = Relu(c) : float32[1, 1, 16, 16, 32]
+      return y
+
+After::
+
+    graph g(x: float32[1, 1, 16, 16, 32]):
+      b = constant float32[1, 1, 1, 1, 32]
+      w_winograd = constant float32[6, 6, 1, 1, 32, 32]
+      c_winograd_input = WinogradInputNCHWc(x) {pads=[1, 1, 1, 1], tile=4} : float32[6, 6, 1, 1, 16, 32]
+      c_winograd_products = WinogradGemmNCHWc(c_winograd_input, w_winograd) : float32[6, 6, 1, 1, 16, 32]
+      c = WinogradOutputNCHWc(c_winograd_products, b) {out_height=16, out_width=16, tile=4} : float32[1, 1, 16, 16, 32]
+      y = Relu(c) : float32[1, 1, 16, 16, 32]
+      return y
+"""
+
+from __future__ import annotations
+
+from dlc.graph.ir import Graph, Node, TensorType
+from dlc.graph.passes.rewrite import Namer, constant, prune_types, use_counts
+from dlc.ops.winograd import WINOGRAD_DTYPES, tile_counts, transform_weights
+
+#: The output tile (F(TILE x TILE, 3 x 3)).
+TILE = 4
+#: Fewest input and output channels, and output tiles, for which Winograd is used.
+MIN_CHANNELS, MIN_TILES = 32, 16
+
+
+def winograd_conv(graph: Graph) -> Graph:
+    """Replace qualifying convolutions (see the module docstring) by the three Winograd
+    kernels; ``graph`` itself when none qualifies."""
+    namer = Namer(graph)
+    out = graph.copy()
+    nodes: list = []
+    replaced: set = set()
+    for node in graph.nodes:
+        rewrite = _rewrite(out, node, namer) if node.op == "Conv2dNCHWc" else None
+        if rewrite is None:
+            nodes.append(node)
+        else:
+            nodes.extend(rewrite)
+            replaced.add(node.inputs[1])
+    if not replaced:
+        return graph
+    out.nodes = nodes
+    uses = use_counts(out)
+    for name in replaced:
+        if not uses.get(name) and name not in out.inputs:
+            out.constants.pop(name, None)
+    prune_types(out)
+    return out
+
+
+def qualifies(graph: Graph, node: Node) -> bool:
+    """Whether ``node`` (a Conv2dNCHWc) is computed with Winograd."""
+    attrs = node.attrs
+    x, y = graph.types.get(node.inputs[0]), graph.types.get(node.outputs[0])
+    w = constant(graph, node.inputs[1])
+    if x is None or y is None or w is None or x.ndim != 5 or y.ndim != 5:
+        return False
+    if x.dtype not in WINOGRAD_DTYPES or attrs.get("out_layout", "") != "":
+        return False
+    if list(attrs.get("strides") or [1, 1]) != [1, 1] or \
+            list(attrs.get("dilations") or [1, 1]) != [1, 1]:
+        return False
+    if w.ndim != 6 or tuple(w.shape[2:4]) != (3, 3):
+        return False
+    th, tw = tile_counts(y.shape[2], y.shape[3], TILE)
+    return x.shape[1] * x.shape[4] >= MIN_CHANNELS and \
+        y.shape[1] * y.shape[4] >= MIN_CHANNELS and th * tw >= MIN_TILES
+
+
+def _rewrite(graph: Graph, node: Node, namer: Namer):
+    if not qualifies(graph, node):
+        return None
+    x, wname = node.inputs[:2]
+    bias = node.inputs[2] if len(node.inputs) > 2 else ""
+    y = node.outputs[0]
+    xt, yt = graph.types[x], graph.types[y]
+    n, blocks, out_h, out_w, ob = yt.shape
+    th, tw = tile_counts(out_h, out_w, TILE)
+    t = TILE + 2
+    base = node.name or y
+    u = namer.fresh(f"{wname}_winograd")
+    graph.constants[u] = transform_weights(constant(graph, wname), TILE)
+    graph.types[u] = TensorType.of(graph.constants[u])
+    v, m = namer.fresh(f"{y}_winograd_input"), namer.fresh(f"{y}_winograd_products")
+    graph.types[v] = TensorType((t, t, n, xt.shape[1], th * tw, xt.shape[4]), xt.dtype)
+    graph.types[m] = TensorType((t, t, n, blocks, th * tw, ob), xt.dtype)
+    pads = list(node.attrs.get("pads") or [0, 0, 0, 0])
+    return [
+        Node("WinogradInputNCHWc", (x,), (v,), {"pads": pads, "tile": TILE},
+             f"{base}_winograd_input"),
+        Node("WinogradGemmNCHWc", (v, u), (m,), {}, f"{base}_winograd_products"),
+        Node("WinogradOutputNCHWc", (m, bias) if bias else (m,), (y,),
+             {"out_height": out_h, "out_width": out_w, "tile": TILE}, node.name),
+    ]
