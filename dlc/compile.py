@@ -70,10 +70,12 @@ def import_model(model, input_shapes=None) -> Graph:
 TARGET_PASSES = (alter_conv_layout, pack_dense_weights)
 
 
-def run_graph_passes(graph: Graph, opt_level: int = 3, target: Target | None = None) -> Graph:
+def run_graph_passes(graph: Graph, opt_level: int = 3, target: Target | None = None,
+                     choose_algorithm=None) -> Graph:
     """Run the GRAPH_PIPELINE passes enabled at ``opt_level`` for ``target`` (default: the
     host CPU); with DLC_DUMP_IR=dir, write the graph after each ("(unchanged)" when a pass
-    did nothing)."""
+    did nothing). ``choose_algorithm(graph, node)`` decides which convolutions use
+    Winograd (True, False, or None for the pass's rule; see dlc.autotune.algorithms)."""
     from dlc import env
 
     target = Target.parse(target)
@@ -81,7 +83,12 @@ def run_graph_passes(graph: Graph, opt_level: int = 3, target: Target | None = N
     for k, (level, pass_fn) in enumerate(GRAPH_PIPELINE):
         if level > opt_level:
             continue
-        new = pass_fn(graph, target) if pass_fn in TARGET_PASSES else pass_fn(graph)
+        if pass_fn in TARGET_PASSES:
+            new = pass_fn(graph, target)
+        elif pass_fn is winograd_conv:
+            new = pass_fn(graph, choose_algorithm)
+        else:
+            new = pass_fn(graph)
         if dump:
             env.write_dump(f"{graph.name}.graph.{k:02d}.{pass_fn.__name__}.txt",
                            "(unchanged)\n" if new is graph else str(new) + "\n")
@@ -101,6 +108,15 @@ def tuning_records(tuning_log, target: Target) -> dict:
     for reason in reasons:
         warnings.warn(f"{tuning_log}: {reason}", DlcWarning, stacklevel=3)
     return best
+
+
+def algorithm_chooser(tuning: dict | None):
+    """The algorithm choices of a tuning log's records (None without a log)."""
+    if not tuning:
+        return None
+    from dlc.autotune.algorithms import chooser
+
+    return chooser(tuning)
 
 
 def compile(model, target=None, input_shapes=None, name: str | None = None,  # noqa: A001
@@ -124,7 +140,7 @@ def compile(model, target=None, input_shapes=None, name: str | None = None,  # n
     graph = infer_types(source)
     if untyped_nodes(graph):
         return DynamicModel(graph, target, tuning)
-    graph = run_graph_passes(graph, opt_level, target)
+    graph = run_graph_passes(graph, opt_level, target, algorithm_chooser(tuning))
     compiled = CompiledModel.from_graph(graph, target, name=name, tuning=tuning,
                                         progress=progress)
     compiled.source_graph = source
@@ -147,7 +163,7 @@ def inspect_stage(model, stage: str, input_shapes=None, target=None,
     if untyped_nodes(graph):
         raise DlcError("this model's types depend on run-time values; only --stage graph "
                        "can be shown")
-    graph = run_graph_passes(graph, opt_level, target)
+    graph = run_graph_passes(graph, opt_level, target, algorithm_chooser(tuning))
     if stage == "fused":
         return str(graph)
     kernels = lower_graph(graph, target, tuning)

@@ -144,6 +144,9 @@ def _task_section(t: TaskSummary) -> str:
         if config:
             out.append(f"<p>winning configuration: <code>{e(json.dumps(config, sort_keys=True))}"
                        "</code></p>")
+        if t.best_record.get("template") == "conv_algorithm":  # a choice, no schedule
+            out.append("</section>")
+            return "\n".join(out)
         try:
             code = trace_to_python(t.best_record.get("trace") or {})
         except ScheduleError as err:

@@ -169,10 +169,12 @@ def _plain(value) -> bool:
         not (isinstance(value, np.ndarray) and value.size > 64)
 
 
-def extract_tasks(models, target=None, input_shapes=None, opt_level: int = 3) -> list:
+def extract_tasks(models, target=None, input_shapes=None, opt_level: int = 3,
+                  choose_algorithm=None) -> list:
     """The distinct kernels of ``models`` (ONNX models, paths or dlc Graphs; one or a
     list), each with ``weight`` = how often it occurs in all of them and ``models`` = how
-    often in each, in order of first occurrence."""
+    often in each, in order of first occurrence. ``choose_algorithm``: see
+    dlc.compile.run_graph_passes."""
     from dlc.compile import import_model, run_graph_passes
     from dlc.graph.passes.infer_types import infer_types, untyped_nodes
 
@@ -186,7 +188,7 @@ def extract_tasks(models, target=None, input_shapes=None, opt_level: int = 3) ->
             raise DlcError(f"model {graph.name!r} has types that depend on run-time values; "
                            "give concrete input shapes (input_shapes / --input-shape) to "
                            "tune it")
-        graph = run_graph_passes(graph, opt_level, target)
+        graph = run_graph_passes(graph, opt_level, target, choose_algorithm)
         for node in graph.nodes:
             if all(not out or graph.types[out].size == 0 for out in node.outputs):
                 continue

@@ -2,6 +2,7 @@
 proposed by the search, measured without letting any of them end the run, and every
 measurement appended to the log as it arrives.
 
+    algorithms measured first                     # which convolutions use Winograd
     tasks = extract_tasks(models)                 # distinct kernels, weighted
     for each task: its default configuration      # the baseline and the reference output
     while budget left:
@@ -111,6 +112,7 @@ def tune(models, log, target=None, trials: int | None = None, seconds: float | N
     ``confirm``: measure each task's leaders again at the end (see the module docstring;
     not counted in ``trials``, and within ``seconds``).
     """
+    from dlc.autotune.algorithms import candidates, choices_chooser, decide
     from dlc.autotune.log import LogWriter, read_log
     from dlc.autotune.task import extract_tasks
 
@@ -123,17 +125,24 @@ def tune(models, log, target=None, trials: int | None = None, seconds: float | N
     target, threads = resolve(target, threads)
     log = os.fspath(log)
     start = time.monotonic()
-    tasks = extract_tasks(models, target, input_shapes)
+    models = list(models) if isinstance(models, (list, tuple)) else [models]
     records = read_log(log).records if os.path.exists(log) else []
     engine = engine or LocalEngine(target, threads, timeout, build_workers)
     own_progress = progress is None
-    if progress is None:
-        from dlc.autotune.progress import Progress
-
-        progress = Progress(total_trials=trials)
-    run = _Run(tasks, target, threads, seed, search, records, engine, progress, batch)
     try:
+        # which convolutions run as Winograd, measured first (dlc.autotune.algorithms)
+        choices, algorithm_records = decide(candidates(models, target, input_shapes),
+                                            records, target, threads, engine, seed)
+        tasks = extract_tasks(models, target, input_shapes,
+                              choose_algorithm=choices_chooser(choices))
+        if progress is None:
+            from dlc.autotune.progress import Progress
+
+            progress = Progress(total_trials=trials)
+        run = _Run(tasks, target, threads, seed, search, records, engine, progress, batch)
         with LogWriter(log) as writer:
+            for record in algorithm_records:
+                writer.append(record)
             run.writer = writer
             run.baselines()
             search_seconds = seconds * (1 - CONFIRM_SHARE) if confirm and seconds else seconds
@@ -152,7 +161,7 @@ def tune(models, log, target=None, trials: int | None = None, seconds: float | N
                 run.confirm(None if seconds is None else start + seconds)
     finally:
         engine.close()
-        if own_progress:
+        if own_progress and progress is not None:
             progress.close()
     return TuneResult(run.results(), time.monotonic() - start, log)
 

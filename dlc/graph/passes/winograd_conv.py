@@ -2,14 +2,15 @@
 4x fewer multiplications than the direct convolution, at the cost of three kernels and two
 intermediate tensors 2.25x the size of the input and output.
 
-A ``Conv2dNCHWc`` (after alter_conv_layout) qualifies when its weights are constant
-float32 3x3 windows with unit strides and dilations, its input and output are blocked, and
-the products have enough work to amortize the transforms: at least
-``MIN_CHANNELS`` input and output channels and ``MIN_TILES`` 4x4 output tiles. The rule
-is one of arithmetic, not of any one processor: the transformed weights are 4x larger
-than the direct ones and each is reused once per tile, so with few tiles the products
-read weights instead of multiplying (on a 7x7 ResNet layer, 4 tiles, the direct
-convolution is as fast). The weights are transformed here, once (``U = G w G^T``).
+A ``Conv2dNCHWc`` (after alter_conv_layout) is eligible when its weights are constant
+float32 3x3 windows with unit strides and dilations and its input and output are blocked.
+Which eligible convolutions use Winograd is measured by ``dlc tune`` on the machine at hand
+(dlc.autotune.algorithms: a ``conv_algorithm`` record per distinct convolution, applied
+through the tuning log). Without a measurement a rule decides: the products need enough
+work to amortize the transforms, at least ``MIN_CHANNELS`` input and output channels and
+``MIN_TILES`` 4x4 output tiles (the transformed weights are 4x larger than the direct ones
+and each is reused once per tile, so with few tiles the products read weights instead of
+multiplying). The weights are transformed here, once (``U = G w G^T``).
 
 Before::
 
@@ -44,15 +45,21 @@ TILE = 4
 MIN_CHANNELS, MIN_TILES = 32, 16
 
 
-def winograd_conv(graph: Graph) -> Graph:
+def winograd_conv(graph: Graph, choose=None) -> Graph:
     """Replace qualifying convolutions (see the module docstring) by the three Winograd
-    kernels; ``graph`` itself when none qualifies."""
+    kernels; ``graph`` itself when none qualifies. ``choose(graph, node)``, when given, is
+    asked first for every eligible convolution: True or False decides (a choice measured by
+    the tuner, dlc.autotune.algorithms), None leaves it to the rule."""
     namer = Namer(graph)
     out = graph.copy()
     nodes: list = []
     replaced: set = set()
     for node in graph.nodes:
-        rewrite = _rewrite(out, node, namer) if node.op == "Conv2dNCHWc" else None
+        rewrite = None
+        if eligible(graph, node):
+            choice = choose(graph, node) if choose is not None else None
+            if by_rule(graph, node) if choice is None else choice:
+                rewrite = _rewrite(out, node, namer)
         if rewrite is None:
             nodes.append(node)
         else:
@@ -69,8 +76,11 @@ def winograd_conv(graph: Graph) -> Graph:
     return out
 
 
-def qualifies(graph: Graph, node: Node) -> bool:
-    """Whether ``node`` (a Conv2dNCHWc) is computed with Winograd."""
+def eligible(graph: Graph, node: Node) -> bool:
+    """Whether ``node`` can be computed with Winograd: a Conv2dNCHWc with constant float32
+    3x3 weights, unit strides and dilations, blocked input and output."""
+    if node.op != "Conv2dNCHWc":
+        return False
     attrs = node.attrs
     x, y = graph.types.get(node.inputs[0]), graph.types.get(node.outputs[0])
     w = constant(graph, node.inputs[1])
@@ -81,16 +91,18 @@ def qualifies(graph: Graph, node: Node) -> bool:
     if list(attrs.get("strides") or [1, 1]) != [1, 1] or \
             list(attrs.get("dilations") or [1, 1]) != [1, 1]:
         return False
-    if w.ndim != 6 or tuple(w.shape[2:4]) != (3, 3):
-        return False
+    return w.ndim == 6 and tuple(w.shape[2:4]) == (3, 3)
+
+
+def by_rule(graph: Graph, node: Node) -> bool:
+    """The untuned choice for an eligible convolution: enough channels and tiles."""
+    x, y = graph.types[node.inputs[0]], graph.types[node.outputs[0]]
     th, tw = tile_counts(y.shape[2], y.shape[3], TILE)
     return x.shape[1] * x.shape[4] >= MIN_CHANNELS and \
         y.shape[1] * y.shape[4] >= MIN_CHANNELS and th * tw >= MIN_TILES
 
 
-def _rewrite(graph: Graph, node: Node, namer: Namer):
-    if not qualifies(graph, node):
-        return None
+def _rewrite(graph: Graph, node: Node, namer: Namer) -> list:
     x, wname = node.inputs[:2]
     bias = node.inputs[2] if len(node.inputs) > 2 else ""
     y = node.outputs[0]

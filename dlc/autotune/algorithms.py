@@ -1,0 +1,181 @@
+"""Algorithm choices measured by the tuner: which convolutions run as Winograd.
+
+The winograd_conv graph pass can compute an eligible convolution (3x3, stride 1, blocked
+channels, constant weights) directly or as Winograd F(4x4, 3x3); without a measurement its
+shape rule decides. Before it extracts the tasks, ``dlc tune`` measures both algorithms on
+the machine at hand for every distinct eligible convolution of its models: the direct
+kernel, and the three Winograd kernels, each with its default schedule and as it occurs in
+the model (the first occurrence, its fused epilogue included).
+
+Each algorithm is logged as a record of the convolution's *algorithm task*: key
+``algorithm_key`` (the convolution's shapes, pads and bias), template ``conv_algorithm``,
+config ``{"algorithm": "direct" | "winograd"}``, seconds the sum of its kernels' medians,
+``default`` on the rule's pick. So ``best_records`` picks the faster algorithm like the
+fastest configuration of any task, ``dlc report`` lists the choice with its speed-up over
+the rule, and ``dlc compile --tuning-log`` (through ``chooser``) and the tuner's own task
+extraction apply it. A resumed run keeps the choices its log holds. The choice is made on
+default schedules; the tuned kernels of the chosen algorithm follow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from dlc.autotune.task import KEY_VERSION, Task, task_of
+
+TEMPLATE = "conv_algorithm"
+ALGORITHMS = ("direct", "winograd")
+#: An algorithm record replays no schedule.
+NO_TRACE = {"version": 1, "primitives": []}
+
+
+def algorithm_key(graph, node) -> str:
+    """The key of the algorithm task of an eligible convolution ``node`` of ``graph``."""
+    text = json.dumps(_identity(graph, node), sort_keys=True)
+    return hashlib.sha1(f"{KEY_VERSION}\n{TEMPLATE}\n{text}".encode()).hexdigest()
+
+
+def _identity(graph, node) -> dict:
+    x, w, y = (graph.types[node.inputs[0]], graph.types[node.inputs[1]],
+               graph.types[node.outputs[0]])
+    return {"op": node.op, "x": [list(x.shape), x.dtype], "w": list(w.shape),
+            "y": list(y.shape), "pads": list(node.attrs.get("pads") or []),
+            "bias": len(node.inputs) > 2 and bool(node.inputs[2])}
+
+
+def workload(graph, node) -> dict:
+    """What a user reads of an algorithm task (the shape of a tuning task's workload)."""
+    ident = _identity(graph, node)
+    inputs = [ident["x"], [ident["w"], ident["x"][1]]]
+    return {"op": node.op, "template": TEMPLATE, "inputs": inputs,
+            "outputs": [[ident["y"], ident["x"][1]]], "attrs": {"pads": ident["pads"]}}
+
+
+def choices_chooser(choices: dict):
+    """``choose(graph, node)`` from ``decide``'s algorithm key -> True/False."""
+    return lambda graph, node: choices.get(algorithm_key(graph, node))
+
+
+def chooser(tuning: dict):
+    """``choose(graph, node)`` for the winograd_conv pass from a tuning log's best records
+    (task key -> record): True or False where the log measured the convolution, else
+    None (the pass's rule)."""
+
+    def choose(graph, node):
+        record = tuning.get(algorithm_key(graph, node))
+        if record is None or record.get("template") != TEMPLATE:
+            return None
+        return record["config"].get("algorithm") == "winograd"
+
+    return choose
+
+
+@dataclass
+class Candidate:
+    """One distinct eligible convolution: its algorithm task and, per algorithm, the
+    tasks of the kernels computing it."""
+
+    key: str
+    workload: dict
+    rule: str  # the algorithm the rule picks
+    kernels: dict  # algorithm -> [Task]
+
+
+def candidates(models, target, input_shapes=None, opt_level: int = 3) -> list:
+    """The distinct eligible convolutions of ``models`` (first occurrences)."""
+    from dlc.compile import import_model, run_graph_passes
+    from dlc.graph.passes.infer_types import infer_types, untyped_nodes
+    from dlc.graph.passes.winograd_conv import by_rule
+
+    found: dict = {}
+    for model in models:
+        graph = infer_types(import_model(model, input_shapes))
+        if untyped_nodes(graph):
+            continue  # extract_tasks names the problem
+        convs: dict = {}  # output tensor -> (key, workload, rule)
+
+        def note(g, node, convs=convs):
+            key = algorithm_key(g, node)
+            if key not in found and all(key != k for k, _, _ in convs.values()):
+                convs[node.outputs[0]] = (key, workload(g, node),
+                                          "winograd" if by_rule(g, node) else "direct")
+            return None
+
+        run_graph_passes(graph, opt_level, target, note)
+        if not convs:
+            continue
+        variants = {a: run_graph_passes(graph, opt_level, target,
+                                        lambda g, n, a=a: a == "winograd")
+                    for a in ALGORITHMS}
+        for out, (key, wl, rule) in convs.items():
+            kernels = {a: _kernel_tasks(variants[a], out, target) for a in ALGORITHMS}
+            if all(kernels.values()):
+                found[key] = Candidate(key, wl, rule, kernels)
+    return list(found.values())
+
+
+def _kernel_tasks(graph, tensor: str, target) -> list[Task]:
+    """The tasks of the kernels that compute ``tensor`` (a convolution's output) in
+    ``graph``: its kernel, and for Winograd the products' and input transform's before."""
+    chain = []
+    while True:
+        found = _producer(graph, tensor)
+        if found is None:
+            return []
+        kernel, node = found
+        chain.append(kernel)
+        if node.op not in ("WinogradOutputNCHWc", "WinogradGemmNCHWc"):
+            break
+        tensor = node.inputs[0]
+    return [task_of(graph, kernel, target) for kernel in reversed(chain)]
+
+
+def _producer(graph, tensor: str):
+    """(kernel node, the node inside it) producing ``tensor``, or None."""
+    for kernel in graph.nodes:
+        inner = kernel.attrs["body"].nodes if kernel.op == "FusedGroup" else [kernel]
+        for node in inner:
+            if tensor in node.outputs:
+                return kernel, node
+    return None
+
+
+def decide(found: list, records, target, threads: int, engine, seed: int) -> tuple:
+    """Measure the algorithms of each candidate the log (``records``) has not measured:
+    (algorithm key -> True (Winograd) or False for every candidate decided, the new
+    records to log)."""
+    import statistics
+
+    from dlc.autotune.log import measured
+
+    choices, new = {}, []
+    for cand in found:
+        logged = list(measured(records, cand.key, target).values())
+        if len(logged) < len(ALGORITHMS):
+            logged = [_measure(cand, a, target, threads, engine, seed) for a in ALGORITHMS]
+            new.extend(logged)
+        timed = [(statistics.median(r["seconds"]), r["config"]["algorithm"])
+                 for r in logged if r["error"] is None]
+        if timed:
+            choices[cand.key] = min(timed)[1] == "winograd"
+    return choices, new
+
+
+def _measure(cand: Candidate, algorithm: str, target, threads, engine, seed) -> dict:
+    """The record of one algorithm: its kernels' default schedules run one by one."""
+    from dlc.autotune.log import make_record
+
+    total, error = 0.0, None
+    for task in cand.kernels[algorithm]:
+        func, _ = task.lower(None, target)
+        result = engine.reference(func, task.inputs(seed))
+        if result.error is not None:
+            error = {"class": result.error,
+                     "message": f"{task.name}: {result.message}"[:500]}
+            break
+        total += result.median
+    return make_record(cand.key, cand.workload, TEMPLATE, target, threads,
+                       {"algorithm": algorithm}, NO_TRACE, [] if error else [total], error,
+                       seed, default=algorithm == cand.rule)
