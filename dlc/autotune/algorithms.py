@@ -1,15 +1,17 @@
 """Algorithm choices measured by the tuner: which convolutions run as Winograd.
 
 The winograd_conv graph pass can compute an eligible convolution (3x3, stride 1, blocked
-channels, constant weights) directly or as Winograd F(4x4, 3x3); without a measurement its
-shape rule decides. Before it extracts the tasks, ``dlc tune`` measures both algorithms on
-the machine at hand for every distinct eligible convolution of its models: the direct
-kernel, and the three Winograd kernels, each with its default schedule and as it occurs in
-the model (the first occurrence, its fused epilogue included).
+channels, constant weights) directly or as Winograd F(4x4, 3x3) or F(2x2, 3x3); without a
+measurement its shape rule decides. Before it extracts the tasks, ``dlc tune`` measures
+the three algorithms on the machine at hand for every distinct eligible convolution of its
+models: the direct kernel, and each Winograd's three kernels, each kernel with its default
+schedule and as it occurs in the model (the first occurrence, its fused epilogue
+included).
 
 Each algorithm is logged as a record of the convolution's *algorithm task*: key
 ``algorithm_key`` (the convolution's shapes, pads and bias), template ``conv_algorithm``,
-config ``{"algorithm": "direct" | "winograd"}``, seconds the sum of its kernels' medians,
+config ``{"algorithm": "direct" | "winograd_4x4" | "winograd_2x2"}``, seconds the sum of its
+kernels' medians,
 ``default`` on the rule's pick. So ``best_records`` picks the faster algorithm like the
 fastest configuration of any task, ``dlc report`` lists the choice with its speed-up over
 the rule, and ``dlc compile --tuning-log`` (through ``chooser``) and the tuner's own task
@@ -26,7 +28,9 @@ from dataclasses import dataclass
 from dlc.autotune.task import KEY_VERSION, Task, task_of
 
 TEMPLATE = "conv_algorithm"
-ALGORITHMS = ("direct", "winograd")
+#: algorithm -> the winograd_conv pass's choice (the output tile; 0: direct)
+ALGORITHMS = {"direct": 0, "winograd_4x4": 4, "winograd_2x2": 2}
+_BY_TILE = {tile: name for name, tile in ALGORITHMS.items()}
 #: An algorithm record replays no schedule.
 NO_TRACE = {"version": 1, "primitives": []}
 
@@ -54,20 +58,20 @@ def workload(graph, node) -> dict:
 
 
 def choices_chooser(choices: dict):
-    """``choose(graph, node)`` from ``decide``'s algorithm key -> True/False."""
+    """``choose(graph, node)`` from ``decide``'s algorithm key -> output tile (0: direct)."""
     return lambda graph, node: choices.get(algorithm_key(graph, node))
 
 
 def chooser(tuning: dict):
     """``choose(graph, node)`` for the winograd_conv pass from a tuning log's best records
-    (task key -> record): True or False where the log measured the convolution, else
-    None (the pass's rule)."""
+    (task key -> record): the measured algorithm's output tile (0: direct) where the log
+    measured the convolution, else None (the pass's rule)."""
 
     def choose(graph, node):
         record = tuning.get(algorithm_key(graph, node))
         if record is None or record.get("template") != TEMPLATE:
             return None
-        return record["config"].get("algorithm") == "winograd"
+        return ALGORITHMS.get(record["config"].get("algorithm"))
 
     return choose
 
@@ -99,16 +103,15 @@ def candidates(models, target, input_shapes=None, opt_level: int = 3) -> list:
         def note(g, node, convs=convs):
             key = algorithm_key(g, node)
             if key not in found and all(key != k for k, _, _ in convs.values()):
-                convs[node.outputs[0]] = (key, workload(g, node),
-                                          "winograd" if by_rule(g, node) else "direct")
+                convs[node.outputs[0]] = (key, workload(g, node), _BY_TILE[by_rule(g, node)])
             return None
 
         run_graph_passes(graph, opt_level, target, note)
         if not convs:
             continue
         variants = {a: run_graph_passes(graph, opt_level, target,
-                                        lambda g, n, a=a: a == "winograd")
-                    for a in ALGORITHMS}
+                                        lambda g, n, tile=tile: tile)
+                    for a, tile in ALGORITHMS.items()}
         for out, (key, wl, rule) in convs.items():
             kernels = {a: _kernel_tasks(variants[a], out, target) for a in ALGORITHMS}
             if all(kernels.values()):
@@ -144,22 +147,23 @@ def _producer(graph, tensor: str):
 
 def decide(found: list, records, target, threads: int, engine, seed: int) -> tuple:
     """Measure the algorithms of each candidate the log (``records``) has not measured:
-    (algorithm key -> True (Winograd) or False for every candidate decided, the new
-    records to log)."""
+    (algorithm key -> the chosen output tile (0: direct) for every candidate decided, the
+    new records to log)."""
     import statistics
 
     from dlc.autotune.log import measured
 
     choices, new = {}, []
     for cand in found:
-        logged = list(measured(records, cand.key, target).values())
+        logged = [r for r in measured(records, cand.key, target).values()
+                  if r["config"].get("algorithm") in ALGORITHMS]
         if len(logged) < len(ALGORITHMS):
             logged = [_measure(cand, a, target, threads, engine, seed) for a in ALGORITHMS]
             new.extend(logged)
         timed = [(statistics.median(r["seconds"]), r["config"]["algorithm"])
                  for r in logged if r["error"] is None]
         if timed:
-            choices[cand.key] = min(timed)[1] == "winograd"
+            choices[cand.key] = ALGORITHMS[min(timed)[1]]
     return choices, new
 
 

@@ -31,15 +31,18 @@ def block(name="m", size=14, channels=64):
 
 
 class _Engine:
-    """Fixed times: a Winograd kernel (its tensors are named so) takes ``winograd``
-    seconds, any other 1e-4."""
+    """Fixed times: a kernel of F(4x4, 3x3) (its tensors are named winograd, its tiles
+    6x6) takes ``winograd`` seconds, one of F(2x2, 3x3) twice that, any other 1e-4."""
 
     def __init__(self, winograd):
         self.winograd, self.calls = winograd, 0
 
     def reference(self, func, inputs):
         self.calls += 1
-        seconds = self.winograd if "winograd" in str(func) else 1e-4
+        text = str(func)
+        seconds = 1e-4
+        if "winograd" in text:
+            seconds = self.winograd * (1 if "[6, 6," in text else 2)
         return MeasureResult([seconds] * 3, None)
 
     def close(self):
@@ -51,25 +54,30 @@ def test_candidates_and_keys():
     found = candidates([block("a"), block("b")], target)
     assert len(found) == 1   # the same convolution in both models, named differently
     cand = found[0]
-    assert cand.rule == "winograd"
-    assert [len(cand.kernels[a]) for a in ("direct", "winograd")] == [1, 3]
-    assert [t.template for t in cand.kernels["winograd"]] == [
-        "winograd_input", "winograd_gemm", "winograd_output"]
+    assert cand.rule == "winograd_4x4"
+    assert [len(cand.kernels[a]) for a in ("direct", "winograd_4x4", "winograd_2x2")] == \
+        [1, 3, 3]
+    for algorithm in ("winograd_4x4", "winograd_2x2"):
+        assert [t.template for t in cand.kernels[algorithm]] == [
+            "winograd_input", "winograd_gemm", "winograd_output"]
     assert cand.kernels["direct"][0].template == "conv2d_nchwc"
     assert cand.workload["template"] == TEMPLATE
-    assert candidates([block(size=6)], target)[0].rule == "direct"   # 4 tiles
+    assert candidates([block(size=7)], target)[0].rule == "winograd_2x2"  # 4 or 16 tiles
+    assert candidates([block(size=6)], target)[0].rule == "direct"   # 4 or 9 tiles
 
 
-@pytest.mark.parametrize("winograd_seconds,chosen", [(1e-5, True), (1e-3, False)])
+@pytest.mark.parametrize("winograd_seconds,chosen", [(1e-5, 4), (1e-3, 0)])
 def test_the_faster_algorithm_is_logged_and_compiled(tmp_path, winograd_seconds, chosen):
     target = Target("llvm")
     model = block()
     found = candidates([model], target)
     engine = _Engine(winograd_seconds)
     choices, records = decide(found, [], target, 2, engine, 0)
-    assert choices == {found[0].key: chosen} and engine.calls == 4
-    assert sorted(r["config"]["algorithm"] for r in records) == ["direct", "winograd"]
-    assert [r["config"]["algorithm"] for r in records if r.get("default")] == ["winograd"]
+    assert choices == {found[0].key: chosen} and engine.calls == 7
+    assert sorted(r["config"]["algorithm"] for r in records) == [
+        "direct", "winograd_2x2", "winograd_4x4"]
+    assert [r["config"]["algorithm"] for r in records if r.get("default")] == [
+        "winograd_4x4"]
     log = tmp_path / "alg.jsonl"
     with LogWriter(log) as writer:
         for r in records:
@@ -77,7 +85,7 @@ def test_the_faster_algorithm_is_logged_and_compiled(tmp_path, winograd_seconds,
     with pytest.warns(dlc.DlcWarning, match="no tuning record"):
         tuned = dlc.compile(model, tuning_log=log)
     names = " ".join(k.name for k in tuned.kernels)
-    assert ("winograd" in names) == chosen
+    assert ("winograd" in names) == bool(chosen)
     x = np.random.default_rng(1).standard_normal((1, 64, 14, 14)).astype(np.float32)
     np.testing.assert_allclose(tuned.run(x)[0], dlc.compile(model).run(x)[0], rtol=1e-4,
                                atol=1e-4)
@@ -97,9 +105,10 @@ def test_a_failing_algorithm_is_recorded_and_not_chosen():
     target = Target("llvm")
     found = candidates([block()], target)
     choices, records = decide(found, [], target, 2, Failing(1e-6), 0)
-    assert choices == {found[0].key: False}
+    assert choices == {found[0].key: 0}
     failed = [r for r in records if r["error"]]
-    assert [r["config"]["algorithm"] for r in failed] == ["winograd"]
+    assert sorted(r["config"]["algorithm"] for r in failed) == ["winograd_2x2",
+                                                                 "winograd_4x4"]
     assert failed[0]["error"]["class"] == "runtime_crash"
 
 
@@ -125,6 +134,6 @@ def test_tune_measures_the_algorithms_first_and_resumes(tmp_path):
     tune(model, log, trials=6, threads=1, confirm=False)
     records = read_log(log).records
     algorithms = [r for r in records if r["template"] == TEMPLATE]
-    assert len(algorithms) == 2 and records[:2] == algorithms
+    assert len(algorithms) == 3 and records[:3] == algorithms
     tune(model, log, trials=6, threads=1, confirm=False)
-    assert len([r for r in read_log(log).records if r["template"] == TEMPLATE]) == 2
+    assert len([r for r in read_log(log).records if r["template"] == TEMPLATE]) == 3

@@ -43,7 +43,7 @@ def test_docstring_example():
 @pytest.mark.parametrize("changes", [
     {"strides": [2, 2]},
     {"dilations": [2, 2], "pads": [2, 2, 2, 2]},
-    {"size": 12},                                   # 9 tiles of 4x4
+    {"size": 6},                                    # 4 tiles of 4x4, 9 of 2x2
     {"channels": 16, "block": 16},                  # too few channels
     {"out_layout": "NCHW"},
 ])
@@ -61,15 +61,18 @@ def test_runtime_weights_stay_direct():
     assert winograd_conv(graph) is graph
 
 
-@pytest.mark.parametrize("size,channels,out_channels,pads", [
-    (16, 32, 32, [1, 1, 1, 1]),
-    (15, 64, 32, [0, 1, 2, 1]),    # 16x15 output: a partial tile column
-    (18, 32, 64, [0, 0, 0, 0]),
+@pytest.mark.parametrize("size,channels,out_channels,pads,tile", [
+    (16, 32, 32, [1, 1, 1, 1], 4),
+    (15, 64, 32, [0, 1, 2, 1], 4),    # 16x15 output: a partial tile column
+    (18, 32, 64, [0, 0, 0, 0], 4),
+    (7, 64, 64, [1, 1, 1, 1], 2),     # 4 tiles of 4x4, 16 of 2x2
 ])
-def test_compiled_results_match_the_direct_convolution(size, channels, out_channels, pads):
+def test_compiled_results_match_the_direct_convolution(size, channels, out_channels, pads,
+                                                       tile):
     graph = blocked_conv(size, channels, 32, out_channels, pads=pads)
     out = winograd_conv(graph)
     assert [n.op for n in out.nodes] == WINOGRAD_OPS + ["Relu"]
+    assert {n.attrs.get("tile", tile) for n in out.nodes} == {tile}
     x = rand((1, channels // 32, size, size, 32), seed=4)
     want = run_graph(graph, {"x": x})[0]
     tol = 2e-5 * channels

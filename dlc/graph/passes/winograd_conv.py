@@ -1,16 +1,19 @@
-"""Compute large 3x3 stride-1 convolutions with Winograd's F(4x4, 3x3) (dlc.ops.winograd):
-4x fewer multiplications than the direct convolution, at the cost of three kernels and two
-intermediate tensors 2.25x the size of the input and output.
+"""Compute 3x3 stride-1 convolutions with Winograd's F(m x m, 3 x 3) (dlc.ops.winograd):
+4x (m = 4) or 2.25x (m = 2) fewer multiplications than the direct convolution, at the cost
+of three kernels and two intermediate tensors ((m + 2) / m)^2 the size of the input and
+output.
 
 A ``Conv2dNCHWc`` (after alter_conv_layout) is eligible when its weights are constant
 float32 3x3 windows with unit strides and dilations and its input and output are blocked.
-Which eligible convolutions use Winograd is measured by ``dlc tune`` on the machine at hand
-(dlc.autotune.algorithms: a ``conv_algorithm`` record per distinct convolution, applied
-through the tuning log). Without a measurement a rule decides: the products need enough
-work to amortize the transforms, at least ``MIN_CHANNELS`` input and output channels and
-``MIN_TILES`` 4x4 output tiles (the transformed weights are 4x larger than the direct ones
-and each is reused once per tile, so with few tiles the products read weights instead of
-multiplying). The weights are transformed here, once (``U = G w G^T``).
+Which algorithm an eligible convolution uses (direct, F(4x4, 3x3) or F(2x2, 3x3)) is
+measured by ``dlc tune`` on the machine at hand (dlc.autotune.algorithms: a
+``conv_algorithm`` record per distinct convolution, applied through the tuning log).
+Without a measurement a rule decides: the products need enough work to amortize the
+transforms, at least ``MIN_CHANNELS`` input and output channels and ``MIN_TILES`` output
+tiles (the transformed weights are ((m + 2) / 3)^2 times larger than the direct ones and
+each is reused once per tile, so with few tiles the products read weights instead of
+multiplying): the larger tile where it has enough tiles, else the smaller, else direct.
+The weights are transformed here, once (``U = G w G^T``).
 
 Before::
 
@@ -39,17 +42,18 @@ from dlc.graph.ir import Graph, Node, TensorType
 from dlc.graph.passes.rewrite import Namer, constant, prune_types, use_counts
 from dlc.ops.winograd import WINOGRAD_DTYPES, tile_counts, transform_weights
 
-#: The output tile (F(TILE x TILE, 3 x 3)).
-TILE = 4
-#: Fewest input and output channels, and output tiles, for which Winograd is used.
+#: The output tiles offered (F(m x m, 3 x 3)), the rule's preference first.
+TILES = (4, 2)
+#: Fewest input and output channels, and output tiles, for which the rule uses Winograd.
 MIN_CHANNELS, MIN_TILES = 32, 16
 
 
 def winograd_conv(graph: Graph, choose=None) -> Graph:
     """Replace qualifying convolutions (see the module docstring) by the three Winograd
     kernels; ``graph`` itself when none qualifies. ``choose(graph, node)``, when given, is
-    asked first for every eligible convolution: True or False decides (a choice measured by
-    the tuner, dlc.autotune.algorithms), None leaves it to the rule."""
+    asked first for every eligible convolution: an output tile (one of TILES) or 0
+    (direct) decides (a choice measured by the tuner, dlc.autotune.algorithms), None leaves
+    it to the rule."""
     namer = Namer(graph)
     out = graph.copy()
     nodes: list = []
@@ -58,8 +62,9 @@ def winograd_conv(graph: Graph, choose=None) -> Graph:
         rewrite = None
         if eligible(graph, node):
             choice = choose(graph, node) if choose is not None else None
-            if by_rule(graph, node) if choice is None else choice:
-                rewrite = _rewrite(out, node, namer)
+            tile = by_rule(graph, node) if choice is None else choice
+            if tile:
+                rewrite = _rewrite(out, node, namer, tile)
         if rewrite is None:
             nodes.append(node)
         else:
@@ -94,34 +99,39 @@ def eligible(graph: Graph, node: Node) -> bool:
     return w.ndim == 6 and tuple(w.shape[2:4]) == (3, 3)
 
 
-def by_rule(graph: Graph, node: Node) -> bool:
-    """The untuned choice for an eligible convolution: enough channels and tiles."""
+def by_rule(graph: Graph, node: Node) -> int:
+    """The untuned choice for an eligible convolution: the first of TILES that makes at
+    least MIN_TILES tiles, with enough channels; 0 (direct) when none does."""
     x, y = graph.types[node.inputs[0]], graph.types[node.outputs[0]]
-    th, tw = tile_counts(y.shape[2], y.shape[3], TILE)
-    return x.shape[1] * x.shape[4] >= MIN_CHANNELS and \
-        y.shape[1] * y.shape[4] >= MIN_CHANNELS and th * tw >= MIN_TILES
+    if x.shape[1] * x.shape[4] < MIN_CHANNELS or y.shape[1] * y.shape[4] < MIN_CHANNELS:
+        return 0
+    for tile in TILES:
+        th, tw = tile_counts(y.shape[2], y.shape[3], tile)
+        if th * tw >= MIN_TILES:
+            return tile
+    return 0
 
 
-def _rewrite(graph: Graph, node: Node, namer: Namer) -> list:
+def _rewrite(graph: Graph, node: Node, namer: Namer, tile: int) -> list:
     x, wname = node.inputs[:2]
     bias = node.inputs[2] if len(node.inputs) > 2 else ""
     y = node.outputs[0]
     xt, yt = graph.types[x], graph.types[y]
     n, blocks, out_h, out_w, ob = yt.shape
-    th, tw = tile_counts(out_h, out_w, TILE)
-    t = TILE + 2
+    th, tw = tile_counts(out_h, out_w, tile)
+    t = tile + 2
     base = node.name or y
     u = namer.fresh(f"{wname}_winograd")
-    graph.constants[u] = transform_weights(constant(graph, wname), TILE)
+    graph.constants[u] = transform_weights(constant(graph, wname), tile)
     graph.types[u] = TensorType.of(graph.constants[u])
     v, m = namer.fresh(f"{y}_winograd_input"), namer.fresh(f"{y}_winograd_products")
     graph.types[v] = TensorType((t, t, n, xt.shape[1], th * tw, xt.shape[4]), xt.dtype)
     graph.types[m] = TensorType((t, t, n, blocks, th * tw, ob), xt.dtype)
     pads = list(node.attrs.get("pads") or [0, 0, 0, 0])
     return [
-        Node("WinogradInputNCHWc", (x,), (v,), {"pads": pads, "tile": TILE},
+        Node("WinogradInputNCHWc", (x,), (v,), {"pads": pads, "tile": tile},
              f"{base}_winograd_input"),
         Node("WinogradGemmNCHWc", (v, u), (m,), {}, f"{base}_winograd_products"),
         Node("WinogradOutputNCHWc", (m, bias) if bias else (m,), (y,),
-             {"out_height": out_h, "out_width": out_w, "tile": TILE}, node.name),
+             {"out_height": out_h, "out_width": out_w, "tile": tile}, node.name),
     ]
