@@ -11,7 +11,7 @@ included).
 Each algorithm is logged as a record of the convolution's *algorithm task*: key
 ``algorithm_key`` (the convolution's shapes, pads and bias), template ``conv_algorithm``,
 config ``{"algorithm": "direct" | "winograd_4x4" | "winograd_2x2"}``, seconds the sum of its
-kernels' medians,
+kernels' medians in each of ``ROUNDS`` rounds (the algorithms' order rotating),
 ``default`` on the rule's pick. So ``best_records`` picks the faster algorithm like the
 fastest configuration of any task, ``dlc report`` lists the choice with its speed-up over
 the rule, and ``dlc compile --tuning-log`` (through ``chooser``) and the tuner's own task
@@ -31,6 +31,9 @@ TEMPLATE = "conv_algorithm"
 #: algorithm -> the winograd_conv pass's choice (the output tile; 0: direct)
 ALGORITHMS = {"direct": 0, "winograd_4x4": 4, "winograd_2x2": 2}
 _BY_TILE = {tile: name for name, tile in ALGORITHMS.items()}
+#: Rounds in which a convolution's algorithms are timed, their order rotating, so that a
+#: slow spell of a noisy machine does not decide alone.
+ROUNDS = 3
 #: An algorithm record replays no schedule.
 NO_TRACE = {"version": 1, "primitives": []}
 
@@ -158,7 +161,7 @@ def decide(found: list, records, target, threads: int, engine, seed: int) -> tup
         logged = [r for r in measured(records, cand.key, target).values()
                   if r["config"].get("algorithm") in ALGORITHMS]
         if len(logged) < len(ALGORITHMS):
-            logged = [_measure(cand, a, target, threads, engine, seed) for a in ALGORITHMS]
+            logged = _measure(cand, target, threads, engine, seed)
             new.extend(logged)
         timed = [(statistics.median(r["seconds"]), r["config"]["algorithm"])
                  for r in logged if r["error"] is None]
@@ -167,19 +170,31 @@ def decide(found: list, records, target, threads: int, engine, seed: int) -> tup
     return choices, new
 
 
-def _measure(cand: Candidate, algorithm: str, target, threads, engine, seed) -> dict:
-    """The record of one algorithm: its kernels' default schedules run one by one."""
+def _measure(cand: Candidate, target, threads, engine, seed) -> list[dict]:
+    """The records of the candidate's algorithms: their kernels' default schedules run
+    one by one, in ROUNDS rounds with the algorithms' order rotating; seconds holds each
+    round's sum (an algorithm whose kernel fails gets that error instead)."""
     from dlc.autotune.log import make_record
 
-    total, error = 0.0, None
-    for task in cand.kernels[algorithm]:
-        func, _ = task.lower(None, target)
-        result = engine.reference(func, task.inputs(seed))
-        if result.error is not None:
-            error = {"class": result.error,
-                     "message": f"{task.name}: {result.message}"[:500]}
-            break
-        total += result.median
-    return make_record(cand.key, cand.workload, TEMPLATE, target, threads,
-                       {"algorithm": algorithm}, NO_TRACE, [] if error else [total], error,
-                       seed, default=algorithm == cand.rule)
+    names = list(ALGORITHMS)
+    kernels = {a: [(t.lower(None, target)[0], t.inputs(seed), t.name)
+                   for t in cand.kernels[a]] for a in names}
+    totals: dict = {a: [] for a in names}
+    errors: dict = {}
+    for r in range(ROUNDS):
+        for a in names[r % len(names):] + names[:r % len(names)]:
+            if a in errors:
+                continue
+            total = 0.0
+            for func, inputs, name in kernels[a]:
+                result = engine.reference(func, inputs)
+                if result.error is not None:
+                    errors[a] = {"class": result.error,
+                                 "message": f"{name}: {result.message}"[:500]}
+                    break
+                total += result.median
+            else:
+                totals[a].append(total)
+    return [make_record(cand.key, cand.workload, TEMPLATE, target, threads, {"algorithm": a},
+                        NO_TRACE, [] if a in errors else totals[a], errors.get(a), seed,
+                        default=a == cand.rule) for a in names]

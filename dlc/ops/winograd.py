@@ -89,7 +89,7 @@ def transform_weights(w: np.ndarray, tile: int) -> np.ndarray:
     """Packed 3x3 weights ``[OC / ob, IC / ib, 3, 3, ib, ob]`` -> ``U = G w G^T`` as
     ``[t, t, OC / ob, IC / ib, ib, ob]`` (t = tile + 2), computed in float64."""
     _, g, _ = winograd_matrices(tile)
-    u = np.einsum("ek,ocklij,nl->enocij", g, w.astype(np.float64), g)
+    u = np.einsum("ek,ocklij,nl->enocij", g, w.astype(np.float64), g, optimize=True)
     return np.ascontiguousarray(u.astype(w.dtype))
 
 

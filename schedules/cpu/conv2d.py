@@ -16,7 +16,8 @@ The ops of ``dlc.ops.layout`` tag their stages: the reduction (``conv2d_nchwc``,
   keeps in vector registers (``reg_n * oc_bn / 16 <= 28`` of the 32 zmm registers);
   the output tile is written once, after the epilogue, straight from the registers;
 * a padded input is copied once into its zero-bordered stage, in parallel, so the inner
-  loops read without bounds tests.
+  loops read without bounds tests (knob ``read_borders_in_place``: no copy, every read
+  tests its bounds, which saves a memory-bound kernel a pass over its input).
 
 The loop nest of a 3x3 convolution 64 -> 64 channels on 56x56 (oc_bn = ic_bn = 32,
 reg_n = 14) with a fused bias and Relu::
@@ -159,7 +160,11 @@ def _schedule_tiled(sch: Schedule, outputs, tag: str, order, cfg) -> Schedule:
     if main is None or len(main.op.shape) != 5:
         return schedule_generic(sch, outputs, None, cfg)
     _inline_epilogue(sch, main)
-    _schedule_pad(sch, cfg)
+    pad = _tagged(sch, PAD_TAG)
+    if pad is not None and cfg.knob("read_borders_in_place", (False, True), default=False):
+        sch.compute_inline(pad.name)  # no padded copy: each read tests its bounds
+    else:
+        _schedule_pad(sch, cfg)
     width = main.op.shape[3]
     reg_n = cfg.knob("tile_columns", range(1, min(width, MAX_TILE) + 1),
                      default=register_tile(width, main.op.shape[4], cfg.target.hardware))

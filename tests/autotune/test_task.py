@@ -111,8 +111,9 @@ def test_inputs_keep_scalar_parameters_scalar():
 
 
 def test_rows_outside_channels_computes_the_same_convolutions(tmp_path):
-    """The conv templates' loop-order knob, applied through a tuning log to a convolution
-    with a fused Relu and a depthwise convolution, gives the default's outputs."""
+    """The conv templates' loop-order knob and their in-place border reads (no padded
+    copy), applied through a tuning log to a convolution with a fused Relu and a depthwise
+    convolution, give the default's outputs."""
     import dlc
     from dlc.autotune.log import LogWriter, make_record
     from dlc.target import Target
@@ -130,10 +131,14 @@ def test_rows_outside_channels_computes_the_same_convolutions(tmp_path):
     tasks = [t for t in extract_tasks(model, target)
              if "rows_outside_channels" in t.space(target).knobs]
     assert len(tasks) >= 2
+    assert sum("read_borders_in_place" in t.space(target).knobs for t in tasks) >= 2
     log = tmp_path / "rows.jsonl"
     with LogWriter(log) as writer:
         for task in tasks:
+            knobs = task.space(target).knobs
             config = dict(task.space(target).default(), rows_outside_channels=True)
+            if "read_borders_in_place" in knobs:
+                config["read_borders_in_place"] = True
             func, trace = task.lower(config, target)
             assert canonical_text(func) != canonical_text(task.lower(None, target)[0])
             writer.append(make_record(task.key, task.workload, task.template, target, 1,
