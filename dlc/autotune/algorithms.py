@@ -172,8 +172,10 @@ def decide(found: list, records, target, threads: int, engine, seed: int) -> tup
 
 def _measure(cand: Candidate, target, threads, engine, seed) -> list[dict]:
     """The records of the candidate's algorithms: their kernels' default schedules run
-    one by one, in ROUNDS rounds with the algorithms' order rotating; seconds holds each
-    round's sum (an algorithm whose kernel fails gets that error instead)."""
+    one by one with cold caches (in a model, the other kernels evict what one kernel left
+    in the caches: a warm repeated run favours the algorithm with more weights to read),
+    in ROUNDS rounds with the algorithms' order rotating; seconds holds each round's sum
+    (an algorithm whose kernel fails gets that error instead)."""
     from dlc.autotune.log import make_record
 
     names = list(ALGORITHMS)
@@ -187,7 +189,7 @@ def _measure(cand: Candidate, target, threads, engine, seed) -> list[dict]:
                 continue
             total = 0.0
             for func, inputs, name in kernels[a]:
-                result = engine.reference(func, inputs)
+                result = engine.reference(func, inputs, cold=True)
                 if result.error is not None:
                     errors[a] = {"class": result.error,
                                  "message": f"{name}: {result.message}"[:500]}

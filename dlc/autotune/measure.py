@@ -246,15 +246,19 @@ class Runner:
         self._finalizer = None
 
     def run(self, built, inputs: list, reference: list | None,
-            slow_after: float | None = None, keep_outputs: bool = False) -> MeasureResult:
+            slow_after: float | None = None, keep_outputs: bool = False,
+            flush_bytes: int = 0) -> MeasureResult:
         """Check and time one candidate (a build error is returned as it is). ``inputs``
         are the arrays of the kernel's input parameters in order; ``reference`` the expected
         outputs (None: not checked). ``keep_outputs``: return the first run's outputs too
-        (``result.outputs``), e.g. to use the default schedule's as the reference."""
+        (``result.outputs``), e.g. to use the default schedule's as the reference.
+        ``flush_bytes``: time each run with cold caches (a buffer that large rewritten
+        before it)."""
         if isinstance(built, MeasureResult):
             return built
         request = self._request(built, inputs, reference, slow_after)
         request["keep_outputs"] = keep_outputs
+        request["flush_bytes"] = flush_bytes
         result = self._run(built, request)
         result.build_seconds = built.build_seconds
         return result

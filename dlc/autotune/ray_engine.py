@@ -51,8 +51,8 @@ class NodeEngine:
         host = target_json(Target.parse("llvm"))
         return {"host": socket.gethostname(), "cpu": host["cpu"], "features": host["features"]}
 
-    def reference(self, func, inputs):
-        return self.engine.reference(func, inputs)
+    def reference(self, func, inputs, cold: bool = False):
+        return self.engine.reference(func, inputs, cold)
 
     def measure(self, funcs, inputs, reference, slow_after):
         return self.engine.measure(funcs, inputs, reference, slow_after)
@@ -118,13 +118,14 @@ class RayEngine:
         self._drop([k for k, r in enumerate(reports) if r is None])
 
     # -- the engine interface -----------------------------------------------------------------
-    def reference(self, func, inputs):
+    def reference(self, func, inputs, cold: bool = False):
         """The outputs and timing of the default configuration (a MeasureResult), measured
-        on one machine."""
+        on one machine (``cold``: each run with cold caches)."""
         import ray
 
-        return self._on_one_machine(lambda actor: actor.reference.remote(func, ray.put(inputs)),
-                                    lambda result: 1)
+        return self._on_one_machine(
+            lambda actor: actor.reference.remote(func, ray.put(inputs), cold),
+            lambda result: 1)
 
     def measure_rounds(self, funcs, inputs, reference, rounds: int):
         """tuner._measure_rounds on ONE machine: the candidates of a confirmation are

@@ -173,6 +173,12 @@ def resolve(target, threads: int | None) -> tuple[Target, int]:
     return target, threads or target.num_threads or target.hardware.cores
 
 
+def cold_cache_bytes(target: Target) -> int:
+    """Bytes to rewrite before a cold-cache run: twice the target's last-level cache."""
+    hw = target.hardware
+    return 2 * max(hw.l3_bytes or 0, hw.l2_bytes or 0, 1 << 20)
+
+
 class LocalEngine:
     """Builds in a pool of local processes, then times each candidate alone in one
     reused measuring process (dlc.autotune.measure)."""
@@ -184,13 +190,16 @@ class LocalEngine:
         workers = build_workers or max(1, min(os.cpu_count() or 1, 8))
         self.builder = Builder(target, workers)
         self.runner = Runner(threads, timeout=timeout)
+        self.flush_bytes = cold_cache_bytes(target)
 
-    def reference(self, func, inputs):
-        """The outputs and timing of the default configuration (a MeasureResult)."""
+    def reference(self, func, inputs, cold: bool = False):
+        """The outputs and timing of the default configuration (a MeasureResult);
+        ``cold``: each run starts with cold caches."""
         (built,) = self.builder.build([func])
         if not hasattr(built, "library"):
             return built
-        return self.runner.run(built, inputs, None, keep_outputs=True)
+        return self.runner.run(built, inputs, None, keep_outputs=True,
+                               flush_bytes=self.flush_bytes if cold else 0)
 
     def measure(self, funcs, inputs, reference, slow_after):
         from dlc.autotune.measure import measure

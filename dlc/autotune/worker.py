@@ -115,7 +115,9 @@ def _timed(kernel, args) -> float:
 def _repeat(kernel, addresses: list, first: float, start: float, request: dict) -> list:
     """Warm-ups after the first (checked) run, then timed runs until there are
     ``min_repeats`` of them summing to ``min_seconds``, at most ``max_repeats``, and never
-    past the ``max_seconds`` budget (counted from the request's arrival)."""
+    past the ``max_seconds`` budget (counted from the request's arrival). With
+    ``flush_bytes``, a buffer that large is rewritten before every run (outside its time),
+    so each run starts with the data it reads out of the caches, as in a whole model."""
     from dlc.errors import DlcError
 
     def call() -> float:
@@ -127,19 +129,30 @@ def _repeat(kernel, addresses: list, first: float, start: float, request: dict) 
                            "buffers)")
         return elapsed
 
+    flush = request.get("flush_bytes") or 0
+    if flush:  # cold caches: every run first overwrites a buffer larger than the caches
+        import numpy as np
+
+        scratch = np.zeros(flush, np.uint8)
+
+        def timed() -> float:
+            scratch[:] += 1  # not timed
+            return call()
+    else:
+        timed = call
     last = first
     budget = request["max_seconds"]
     for _ in range(request["warmup"] - 1):
         if time.perf_counter() - start + last > budget:
             break
-        last = call()
+        last = timed()
     times: list[float] = []
     while len(times) < request["max_repeats"]:
         if len(times) >= request["min_repeats"] and sum(times) >= request["min_seconds"]:
             break
         if time.perf_counter() - start + last > budget:
             break
-        last = call()
+        last = timed()
         times.append(last)
     return times
 
