@@ -69,14 +69,8 @@ def chooser(tuning: dict):
     """``choose(graph, node)`` for the winograd_conv pass from a tuning log's best records
     (task key -> record): the measured algorithm's output tile (0: direct) where the log
     measured the convolution, else None (the pass's rule)."""
-
-    def choose(graph, node):
-        record = tuning.get(algorithm_key(graph, node))
-        if record is None or record.get("template") != TEMPLATE:
-            return None
-        return ALGORITHMS.get(record["config"].get("algorithm"))
-
-    return choose
+    return choices_chooser({key: ALGORITHMS.get(r["config"].get("algorithm"))
+                            for key, r in tuning.items() if r.get("template") == TEMPLATE})
 
 
 @dataclass
@@ -103,18 +97,19 @@ def candidates(models, target, input_shapes=None, opt_level: int = 3) -> list:
             continue  # extract_tasks names the problem
         convs: dict = {}  # output tensor -> (key, workload, rule)
 
-        def note(g, node, convs=convs):
+        def direct_noting(g, node, convs=convs):
+            """Direct everywhere, noting each new eligible convolution on the way."""
             key = algorithm_key(g, node)
             if key not in found and all(key != k for k, _, _ in convs.values()):
                 convs[node.outputs[0]] = (key, workload(g, node), _BY_TILE[by_rule(g, node)])
-            return None
+            return 0
 
-        run_graph_passes(graph, opt_level, target, note)
+        variants = {"direct": run_graph_passes(graph, opt_level, target, direct_noting)}
         if not convs:
             continue
-        variants = {a: run_graph_passes(graph, opt_level, target,
-                                        lambda g, n, tile=tile: tile)
-                    for a, tile in ALGORITHMS.items()}
+        variants.update((a, run_graph_passes(graph, opt_level, target,
+                                             lambda g, n, tile=tile: tile))
+                        for a, tile in ALGORITHMS.items() if tile)
         for out, (key, wl, rule) in convs.items():
             kernels = {a: _kernel_tasks(variants[a], out, target) for a in ALGORITHMS}
             if all(kernels.values()):

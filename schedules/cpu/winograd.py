@@ -25,14 +25,9 @@ from dlc.ops.winograd import (
     OUTPUT_TILE_TAG,
 )
 from dlc.schedules import register_schedule
-from dlc.schedules.cpu.conv2d import MAX_TILE, register_tile
+from dlc.schedules.cpu.conv2d import MAX_TILE, _tagged, register_tile
 from dlc.schedules.generic import schedule_generic
 from dlc.tir.schedule import Schedule
-
-
-def _tagged(sch: Schedule, tag: str):
-    found = [st for st in sch.stage_order() if st.op.tag == tag]
-    return found[0] if len(found) == 1 else None
 
 
 def _single_output(sch: Schedule, outputs, tag: str):

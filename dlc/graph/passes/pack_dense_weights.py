@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from dlc.graph.ir import Graph, Node, TensorType
-from dlc.graph.passes.rewrite import Namer, constant, prune_types, use_counts
+from dlc.graph.passes.rewrite import Namer, constant, rewrite_nodes
 from dlc.ops.dense import DENSE_DTYPES, np_pack_panels, panel_width
 from dlc.target import Target
 
@@ -45,29 +45,15 @@ def pack_dense_weights(graph: Graph, target: Target | str | None = None) -> Grap
     when none qualifies."""
     hw = Target.parse(target).hardware
     namer = Namer(graph)
-    out = graph.copy()
-    nodes: list = []
-    replaced: set = set()
-    for node in graph.nodes:
-        rewrite = None
+
+    def rewrite(out: Graph, node: Node):
         if node.op == "MatMul":
-            rewrite = _matmul(out, node, namer, hw)
-        elif node.op == "Gemm":
-            rewrite = _gemm(out, node, namer, hw)
-        if rewrite is None:
-            nodes.append(node)
-        else:
-            nodes.extend(rewrite)
-            replaced.add(node.inputs[1])
-    if not replaced:
-        return graph
-    out.nodes = nodes
-    uses = use_counts(out)
-    for name in replaced:
-        if not uses.get(name) and name not in out.inputs:
-            out.constants.pop(name, None)
-    prune_types(out)
-    return out
+            return _matmul(out, node, namer, hw)
+        if node.op == "Gemm":
+            return _gemm(out, node, namer, hw)
+        return None
+
+    return rewrite_nodes(graph, rewrite)
 
 
 def _fits(graph: Graph, x: str, w) -> bool:

@@ -169,6 +169,32 @@ def prune_types(graph: Graph) -> None:
     graph.types = {k: t for k, t in graph.types.items() if k in defined}
 
 
+def rewrite_nodes(graph: Graph, rewrite) -> Graph:
+    """Replace each node that ``rewrite(out, node)`` answers with a list of nodes (``out``:
+    the copy being built, where it adds constants and types; None keeps the node); the
+    weights (input 1) of replaced nodes that nothing reads any more are dropped. Returns
+    ``graph`` itself when no node was replaced."""
+    out = graph.copy()
+    nodes: list = []
+    replaced: set = set()
+    for node in graph.nodes:
+        new = rewrite(out, node)
+        if new is None:
+            nodes.append(node)
+        else:
+            nodes.extend(new)
+            replaced.add(node.inputs[1])
+    if not replaced:
+        return graph
+    out.nodes = nodes
+    uses = use_counts(out)
+    for name in replaced:
+        if not uses.get(name) and name not in out.inputs:
+            out.constants.pop(name, None)
+    prune_types(out)
+    return out
+
+
 def as_array(value, like: np.ndarray) -> np.ndarray:
     """``value`` as a C-contiguous array of ``like``'s dtype."""
     return np.ascontiguousarray(np.asarray(value).astype(like.dtype))

@@ -39,7 +39,7 @@ After::
 from __future__ import annotations
 
 from dlc.graph.ir import Graph, Node, TensorType
-from dlc.graph.passes.rewrite import Namer, constant, prune_types, use_counts
+from dlc.graph.passes.rewrite import Namer, constant, rewrite_nodes
 from dlc.ops.winograd import WINOGRAD_DTYPES, tile_counts, transform_weights
 
 #: The output tiles offered (F(m x m, 3 x 3)), the rule's preference first.
@@ -55,30 +55,15 @@ def winograd_conv(graph: Graph, choose=None) -> Graph:
     (direct) decides (a choice measured by the tuner, dlc.autotune.algorithms), None leaves
     it to the rule."""
     namer = Namer(graph)
-    out = graph.copy()
-    nodes: list = []
-    replaced: set = set()
-    for node in graph.nodes:
-        rewrite = None
-        if eligible(graph, node):
-            choice = choose(graph, node) if choose is not None else None
-            tile = by_rule(graph, node) if choice is None else choice
-            if tile:
-                rewrite = _rewrite(out, node, namer, tile)
-        if rewrite is None:
-            nodes.append(node)
-        else:
-            nodes.extend(rewrite)
-            replaced.add(node.inputs[1])
-    if not replaced:
-        return graph
-    out.nodes = nodes
-    uses = use_counts(out)
-    for name in replaced:
-        if not uses.get(name) and name not in out.inputs:
-            out.constants.pop(name, None)
-    prune_types(out)
-    return out
+
+    def rewrite(out: Graph, node: Node):
+        if not eligible(graph, node):
+            return None
+        choice = choose(graph, node) if choose is not None else None
+        tile = by_rule(graph, node) if choice is None else choice
+        return _rewrite(out, node, namer, tile) if tile else None
+
+    return rewrite_nodes(graph, rewrite)
 
 
 def eligible(graph: Graph, node: Node) -> bool:
